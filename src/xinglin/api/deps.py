@@ -1,0 +1,43 @@
+"""Dependencies shared by every HTTP route: the store, the caller, the request's base URL."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from xinglin.core.config import Settings
+from xinglin.core.errors import NotAuthenticated
+from xinglin.security.principal import Principal
+from xinglin.security.tokens import read_token
+from xinglin.store.repository import Store
+
+
+def get_store(request: Request) -> Store:
+    return request.app.state.store
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise NotAuthenticated(
+            "需要登录：请求缺少 Bearer 访问令牌", "Sign-in required: no Bearer access token"
+        )
+    principal = read_token(token.strip(), key=request.app.state.signing_key)
+    return principal.with_request(
+        client_address=client_address(request), purpose=request.headers.get("x-purpose-of-use")
+    )
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]

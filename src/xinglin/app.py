@@ -1,0 +1,72 @@
+"""Builds the web application from the pieces."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from xinglin import __version__
+from xinglin.core.config import Settings, get_settings
+from xinglin.core.errors import BadRequest, MethodNotAllowed, NotFound, XinglinError
+from xinglin.fhir import api as fhir_api
+from xinglin.fhir.outcome import outcome_response
+from xinglin.security import api as auth_api
+from xinglin.security.keys import signing_key
+from xinglin.store.db import make_engine
+from xinglin.store.repository import Store
+
+log = logging.getLogger("xinglin")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Xinglin 杏林", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json"
+    )
+    engine = make_engine(settings.database_url)
+    app.state.settings = settings
+    app.state.store = Store(engine, settings)
+    app.state.signing_key = signing_key(engine, settings)
+
+    app.include_router(auth_api.router)
+    app.include_router(fhir_api.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict:
+        return {"status": "ok", "version": __version__}
+
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(XinglinError)
+    async def _xinglin_error(_request: Request, exc: XinglinError):
+        return outcome_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(_request: Request, exc: RequestValidationError):
+        err = exc.errors()[0] if exc.errors() else {}
+        field = ".".join(str(p) for p in err.get("loc", ())[1:]) or None
+        return outcome_response(
+            BadRequest(
+                f"请求参数无效：{field}", f"Invalid request: {field}: {err.get('msg', '')}", element=field
+            )
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 404:
+            return outcome_response(NotFound("地址不存在", "No such endpoint"))
+        if exc.status_code == 405:
+            return outcome_response(MethodNotAllowed("不支持该 HTTP 方法", "Method not allowed"))
+        return outcome_response(XinglinError("请求无法处理", str(exc.detail), status=exc.status_code))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_request: Request, exc: Exception):
+        # Log the type only: messages of unexpected errors may carry clinical data.
+        log.error("unexpected error %s", type(exc).__name__, exc_info=False)
+        return outcome_response(XinglinError("服务器内部错误", "Internal server error", status=500))

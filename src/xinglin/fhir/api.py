@@ -1,0 +1,278 @@
+"""HTTP routes of the FHIR R4 API at /fhir/R4. Routes stay thin: parse, call the repository, render."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from xinglin.api.deps import CurrentPrincipal, StoreDep
+from xinglin.core.clock import fhir_instant
+from xinglin.core.errors import BadRequest, MethodNotAllowed, NotFound, XinglinError
+from xinglin.fhir.capability import capability_statement
+from xinglin.fhir.outcome import FHIR_JSON, fhir_response, outcome
+from xinglin.store import bundles
+from xinglin.store.indexer import date_range
+from xinglin.store.repository import StoredResource, parse_etag
+
+router = APIRouter(prefix="/fhir/R4", tags=["FHIR R4"])
+
+_ACCEPTED_TYPES = ("application/fhir+json", "application/json", "application/json+fhir", "text/json", "")
+
+
+def base_url(request: Request) -> str:
+    configured = request.app.state.settings.public_base_url
+    return (configured.rstrip("/") if configured else str(request.base_url).rstrip("/")) + "/fhir/R4"
+
+
+async def _json_body(request: Request) -> Any:
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype not in _ACCEPTED_TYPES:
+        raise XinglinError(
+            f"不支持的内容类型 {ctype}，请使用 application/fhir+json",
+            f"Unsupported content type {ctype}; use application/fhir+json",
+            status=415,
+        )
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(
+            f"请求体不是合法的 JSON（第 {exc.pos} 个字符附近）",
+            f"The body is not valid JSON (near character {exc.pos})",
+        ) from None
+
+
+def _resource_headers(res: StoredResource, base: str, *, location: bool = False) -> dict[str, str]:
+    headers = {"ETag": res.etag, "Last-Modified": _http_date(res.last_updated)}
+    if location:
+        headers["Location"] = f"{base}/{res.resource_type}/{res.id}/_history/{res.version_id}"
+    return headers
+
+
+def _http_date(moment: datetime) -> str:
+    from datetime import UTC
+    from email.utils import format_datetime
+
+    return format_datetime(moment.replace(tzinfo=UTC), usegmt=True)
+
+
+def _written(request: Request, res: StoredResource, status: int) -> Response:
+    headers = _resource_headers(res, base_url(request), location=True)
+    if request.headers.get("prefer", "").replace(" ", "") == "return=minimal":
+        return Response(status_code=status, headers=headers, media_type=FHIR_JSON)
+    return fhir_response(res.content, status, headers)
+
+
+def _strict(request: Request) -> bool:
+    return "handling=lenient" not in request.headers.get("prefer", "").replace(" ", "")
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    rng = date_range(value)
+    if rng is None:
+        raise BadRequest(
+            f"_since 的取值“{value}”不是合法的时间",
+            f"_since '{value}' is not a valid instant",
+            element="_since",
+        )
+    return rng[0]
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    value = request.query_params.get(name)
+    if value is None:
+        return default
+    if not value.isdigit():
+        raise BadRequest(f"{name} 应为非负整数", f"{name} must be a non-negative integer", element=name)
+    return int(value)
+
+
+@router.get("/metadata")
+def metadata(request: Request) -> Response:
+    return fhir_response(capability_statement(base_url(request)))
+
+
+@router.post("")
+async def batch_or_transaction(request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    bundle = await _json_body(request)
+    kind = bundle.get("type") if isinstance(bundle, dict) else None
+    base = base_url(request)
+    if kind == "transaction":
+        with store.unit_of_work(principal) as repo:
+            result = bundles.run_transaction(repo, bundle, base)
+        return fhir_response(result)
+    if kind == "batch":
+        return fhir_response(bundles.run_batch(store.unit_of_work, principal, bundle, base, outcome))
+    raise BadRequest(
+        "Bundle.type 应为 batch 或 transaction",
+        "Bundle.type must be batch or transaction",
+        element="Bundle.type",
+    )
+
+
+@router.get("/_history")
+def system_history(request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    with store.unit_of_work(principal) as repo:
+        page = repo.history(
+            None,
+            count=_int_param(request, "_count", None),
+            offset=_int_param(request, "_offset", 0) or 0,
+            since=_since(request.query_params.get("_since")),
+        )
+    return fhir_response(bundles.history(page, base_url(request), "_history"))
+
+
+def _audit_search(request: Request, store, principal, params: list[tuple[str, str]]) -> Response:
+    q = dict(params)
+    count = min(int(q.get("_count", "20")) if q.get("_count", "20").isdigit() else 20, 1000)
+    offset = int(q["_offset"]) if q.get("_offset", "").isdigit() else 0
+    since = None
+    if "date" in q:
+        since = _since(q["date"].removeprefix("ge").removeprefix("gt"))
+    with store.unit_of_work(principal) as repo:
+        total, events = repo.audit_events(
+            count=count, offset=offset, since=since, entity=q.get("entity"), principal=q.get("agent")
+        )
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "total": total,
+        "entry": [
+            {
+                "fullUrl": f"{base_url(request)}/AuditEvent/{e['id']}",
+                "resource": e,
+                "search": {"mode": "match"},
+            }
+            for e in events
+        ],
+    }
+    return fhir_response(bundle)
+
+
+def _search(request: Request, store, principal, rtype: str, params: list[tuple[str, str]]) -> Response:
+    if rtype == "AuditEvent":
+        return _audit_search(request, store, principal, params)
+    with store.unit_of_work(principal) as repo:
+        page = repo.search(rtype, params, strict=_strict(request))
+    return fhir_response(bundles.searchset(page, base_url(request)))
+
+
+@router.get("/{rtype}")
+def search(rtype: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    return _search(request, store, principal, rtype, list(request.query_params.multi_items()))
+
+
+@router.post("/{rtype}/_search")
+async def search_post(rtype: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    body = (await request.body()).decode("utf-8", errors="replace")
+    params = list(request.query_params.multi_items()) + parse_qsl(body, keep_blank_values=True)
+    return _search(request, store, principal, rtype, params)
+
+
+def _no_audit_writes(rtype: str) -> None:
+    if rtype == "AuditEvent":
+        raise MethodNotAllowed(
+            "审计记录不能被创建、修改或删除", "Audit records cannot be created, changed or deleted"
+        )
+
+
+@router.post("/{rtype}")
+async def create(rtype: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    _no_audit_writes(rtype)
+    body = await _json_body(request)
+    with store.unit_of_work(principal) as repo:
+        result = repo.create(body, rtype=rtype, if_none_exist=request.headers.get("if-none-exist"))
+    return _written(request, result.resource, 201 if result.created else 200)
+
+
+@router.get("/{rtype}/_history")
+def type_history(rtype: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    with store.unit_of_work(principal) as repo:
+        page = repo.history(
+            rtype,
+            count=_int_param(request, "_count", None),
+            offset=_int_param(request, "_offset", 0) or 0,
+            since=_since(request.query_params.get("_since")),
+        )
+    return fhir_response(bundles.history(page, base_url(request), f"{rtype}/_history"))
+
+
+@router.get("/{rtype}/{rid}")
+def read(rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    if rtype == "AuditEvent":
+        return _read_audit_event(request, store, principal, rid)
+    with store.unit_of_work(principal) as repo:
+        res = repo.read(rtype, rid)
+    return fhir_response(res.content, 200, _resource_headers(res, base_url(request)))
+
+
+def _read_audit_event(request: Request, store, principal, rid: str) -> Response:
+    lane, _, seq = rid.partition("-")
+    if not (lane.isdigit() and seq.isdigit()):
+        raise NotFound(f"未找到 AuditEvent/{rid}", f"AuditEvent/{rid} was not found")
+    with store.unit_of_work(principal) as repo:
+        event = repo.audit_event(int(lane), int(seq))
+    return fhir_response(event)
+
+
+@router.put("/{rtype}/{rid}")
+async def update(
+    rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal
+) -> Response:
+    _no_audit_writes(rtype)
+    body = await _json_body(request)
+    if_match = parse_etag(request.headers.get("if-match"))
+    with store.unit_of_work(principal) as repo:
+        result = repo.update(rtype, rid, body, if_match=if_match)
+    return _written(request, result.resource, 201 if result.created else 200)
+
+
+@router.delete("/{rtype}/{rid}")
+def delete(rtype: str, rid: str, store: StoreDep, principal: CurrentPrincipal) -> Response:
+    _no_audit_writes(rtype)
+    with store.unit_of_work(principal) as repo:
+        repo.delete(rtype, rid)
+    return Response(status_code=204)
+
+
+@router.get("/{rtype}/{rid}/_history")
+def instance_history(
+    rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal
+) -> Response:
+    with store.unit_of_work(principal) as repo:
+        page = repo.history(
+            rtype,
+            rid,
+            count=_int_param(request, "_count", None),
+            offset=_int_param(request, "_offset", 0) or 0,
+            since=_since(request.query_params.get("_since")),
+        )
+    return fhir_response(bundles.history(page, base_url(request), f"{rtype}/{rid}/_history"))
+
+
+@router.get("/{rtype}/{rid}/_history/{vid}")
+def vread(
+    rtype: str, rid: str, vid: str, request: Request, store: StoreDep, principal: CurrentPrincipal
+) -> Response:
+    if not vid.isdigit():
+        raise NotFound(f"版本号 {vid} 无效", f"Version '{vid}' is not valid")
+    with store.unit_of_work(principal) as repo:
+        res = repo.vread(rtype, rid, int(vid))
+    return fhir_response(res.content, 200, _resource_headers(res, base_url(request)))
+
+
+@router.patch("/{rtype}/{rid}")
+def patch(rtype: str, rid: str) -> Response:
+    raise MethodNotAllowed(
+        "暂不支持 PATCH，请使用 PUT 更新整个资源", "PATCH is not supported; PUT the whole resource"
+    )
+
+
+__all__ = ["fhir_instant", "router"]

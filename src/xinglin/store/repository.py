@@ -1,0 +1,626 @@
+"""The repository: the one way in and out of clinical data.
+
+Every call runs on behalf of a Principal, inside a unit of work (one database transaction). Each call
+checks the access policy, applies the tenant scope, and queues an audit record that is written to the
+audit chain in the same transaction, just before it commits. Denied attempts are audited too, in a
+transaction of their own (the refused work is rolled back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from xinglin.core.clock import fhir_instant, utcnow
+from xinglin.core.config import Settings, get_settings
+from xinglin.core.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, PreconditionFailed
+from xinglin.core.ids import new_resource_id
+from xinglin.security.policy import Access, authorize, in_compartment
+from xinglin.security.principal import Principal
+from xinglin.store import audit
+from xinglin.store.indexer import extract, to_naive_utc
+from xinglin.store.models import INDEX_TABLES, audit_record, idx_reference, resource, resource_version
+from xinglin.store.search import SearchQuery, compartment_condition, parse
+from xinglin.store.search_params import PATIENT_COMPARTMENT
+from xinglin.store.validation import is_resource_type, validate
+
+
+@dataclass(slots=True)
+class StoredResource:
+    resource_type: str
+    id: str
+    version_id: int
+    last_updated: datetime
+    deleted: bool
+    content: bytes | None
+    pk: int | None = None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version_id}"'
+
+    def as_dict(self) -> dict:
+        return orjson.loads(self.content) if self.content else {}
+
+
+@dataclass(slots=True)
+class WriteResult:
+    resource: StoredResource
+    created: bool
+
+
+@dataclass(slots=True)
+class SearchPage:
+    query: SearchQuery
+    total: int | None
+    matches: list[StoredResource]
+    included: list[StoredResource] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class HistoryPage:
+    total: int
+    versions: list[StoredResource]
+    methods: list[str]
+    offset: int
+    count: int
+
+
+def _unknown_type(resource_type: str) -> NotFound:
+    return NotFound(
+        f"未知的资源类型 {resource_type}", f"Unknown resource type {resource_type}", element="resourceType"
+    )
+
+
+def _not_found(resource_type: str, resource_id: str) -> NotFound:
+    return NotFound(f"未找到 {resource_type}/{resource_id}", f"{resource_type}/{resource_id} was not found")
+
+
+def parse_etag(value: str | None) -> int | None:
+    """`W/"3"` or `"3"` or `3` -> 3."""
+    if not value:
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise BadRequest(
+            f"If-Match 的取值“{value}”不是版本号", f"If-Match '{value}' is not a version", element="If-Match"
+        )
+    return int(text)
+
+
+class Store:
+    """Holds the engine; hands out units of work."""
+
+    def __init__(self, engine: Engine, settings: Settings | None = None):
+        self.engine = engine
+        self.settings = settings or get_settings()
+
+    @contextmanager
+    def unit_of_work(self, principal: Principal) -> Iterator[Repository]:
+        repo = Repository(None, principal, self.settings)  # type: ignore[arg-type]
+        try:
+            with self.engine.begin() as conn:
+                repo.conn = conn
+                yield repo
+                audit.append(conn, repo.audit_entries)
+        except Forbidden:
+            if repo.denials:
+                with self.engine.begin() as conn:
+                    audit.append(conn, repo.denials)
+            raise
+
+
+class Repository:
+    def __init__(self, conn: Connection, principal: Principal, settings: Settings):
+        self.conn = conn
+        self.principal = principal
+        self.settings = settings
+        self.audit_entries: list[audit.AuditEntry] = []
+        self.denials: list[audit.AuditEntry] = []
+
+    # --- policy and audit ---------------------------------------------------------------------------
+
+    def _audit(
+        self,
+        action: str,
+        rtype: str | None,
+        rid: str | None = None,
+        version: int | None = None,
+        *,
+        outcome: str = "success",
+        detail: str | None = None,
+    ) -> audit.AuditEntry:
+        p = self.principal
+        return audit.AuditEntry(
+            principal=p.label,
+            role=p.role,
+            action=action,
+            tenant_id=p.tenant_id,
+            resource_type=rtype,
+            resource_id=rid,
+            version_id=version,
+            outcome=outcome,
+            client_address=p.client_address,
+            purpose=p.purpose,
+            detail=detail,
+        )
+
+    def _record(
+        self,
+        action: str,
+        rtype: str | None,
+        rid: str | None = None,
+        version: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self.audit_entries.append(self._audit(action, rtype, rid, version, detail=detail))
+
+    def _authorize(self, action: str, rtype: str, rid: str | None = None) -> Access:
+        if not is_resource_type(rtype) and rtype != "AuditEvent":
+            raise _unknown_type(rtype)
+        try:
+            return authorize(self.principal, action, rtype)
+        except Forbidden as exc:
+            self.denials.append(self._audit(action, rtype, rid, outcome="denied", detail=exc.en))
+            raise
+
+    def _deny_outside_compartment(self, action: str, rtype: str, rid: str) -> Forbidden:
+        exc = Forbidden(
+            f"无权访问 {rtype}/{rid}：不属于您本人的记录", f"{rtype}/{rid} is not part of your own record"
+        )
+        self.denials.append(self._audit(action, rtype, rid, outcome="denied", detail=exc.en))
+        return exc
+
+    def _in_compartment(self, access: Access, row) -> bool:
+        if access.compartment_patient is None:
+            return True
+        if row.resource_type == "Patient":
+            return row.id == access.compartment_patient
+        refs = (
+            self.conn.execute(
+                select(idx_reference.c.param, idx_reference.c.target_type, idx_reference.c.target_id).where(
+                    idx_reference.c.resource_pk == row.pk,
+                    idx_reference.c.param.in_(PATIENT_COMPARTMENT.get(row.resource_type, ())),
+                )
+            )
+            .mappings()
+            .all()
+        )
+        return in_compartment(access.compartment_patient, row.resource_type, row.id, list(refs))
+
+    # --- reads --------------------------------------------------------------------------------------
+
+    def _current(self, rtype: str, rid: str, *, lock: bool = False):
+        query = select(resource).where(
+            resource.c.tenant_id == self.principal.tenant_id,
+            resource.c.resource_type == rtype,
+            resource.c.id == rid,
+        )
+        if lock and self.conn.dialect.name == "postgresql":
+            query = query.with_for_update()
+        return self.conn.execute(query).first()
+
+    def read(self, rtype: str, rid: str) -> StoredResource:
+        access = self._authorize("read", rtype, rid)
+        row = self._current(rtype, rid)
+        if row is None:
+            raise _not_found(rtype, rid)
+        if not self._in_compartment(access, row):
+            raise self._deny_outside_compartment("read", rtype, rid)
+        self._record("read", rtype, rid, row.version_id)
+        if row.deleted:
+            raise Gone(f"{rtype}/{rid} 已被删除", f"{rtype}/{rid} has been deleted")
+        return _stored(row)
+
+    def vread(self, rtype: str, rid: str, version_id: int) -> StoredResource:
+        access = self._authorize("vread", rtype, rid)
+        current = self._current(rtype, rid)
+        if current is None:
+            raise _not_found(rtype, rid)
+        if not self._in_compartment(access, current):
+            raise self._deny_outside_compartment("vread", rtype, rid)
+        row = self.conn.execute(
+            select(resource_version).where(
+                resource_version.c.tenant_id == self.principal.tenant_id,
+                resource_version.c.resource_type == rtype,
+                resource_version.c.id == rid,
+                resource_version.c.version_id == version_id,
+            )
+        ).first()
+        if row is None:
+            raise NotFound(
+                f"未找到 {rtype}/{rid} 的第 {version_id} 版", f"{rtype}/{rid} has no version {version_id}"
+            )
+        self._record("vread", rtype, rid, version_id)
+        if row.method == "DELETE":
+            raise Gone(
+                f"{rtype}/{rid} 的第 {version_id} 版是一次删除",
+                f"Version {version_id} of {rtype}/{rid} is a deletion",
+            )
+        return StoredResource(rtype, rid, row.version_id, row.last_updated, False, row.content)
+
+    def search(self, rtype: str, params: list[tuple[str, str]], *, strict: bool = True) -> SearchPage:
+        access = self._authorize("search", rtype)
+        tenant = self.principal.tenant_id
+        q = parse(
+            rtype,
+            params,
+            tenant_id=tenant,
+            page_size=self.settings.page_size,
+            max_page_size=self.settings.max_page_size,
+            strict=strict,
+        )
+        where = [
+            resource.c.tenant_id == tenant,
+            resource.c.resource_type == rtype,
+            resource.c.deleted.is_(False),
+            *q.conditions,
+        ]
+        if access.compartment_patient is not None:
+            where.append(compartment_condition(rtype, access.compartment_patient, tenant))
+        total = None
+        if q.total or q.summary_count:
+            total = self.conn.execute(select(func.count()).select_from(resource).where(*where)).scalar_one()
+        matches: list[StoredResource] = []
+        if not q.summary_count and q.count > 0:
+            rows = self.conn.execute(
+                select(resource)
+                .where(*where)
+                .order_by(*q.order_by, resource.c.pk)
+                .limit(q.count)
+                .offset(q.offset)
+            ).all()
+            matches = [_stored(r) for r in rows]
+        page = SearchPage(query=q, total=total, matches=matches)
+        if q.includes and matches:
+            page.included = self._includes(q, matches)
+        self._record("search", rtype, detail=_query_text(q.params))
+        return page
+
+    def _includes(self, q: SearchQuery, matches: list[StoredResource]) -> list[StoredResource]:
+        tenant = self.principal.tenant_id
+        seen = {(m.resource_type, m.id) for m in matches}
+        found: list[StoredResource] = []
+        for inc in q.includes:
+            if inc.reverse:
+                targets = select(idx_reference.c.resource_pk).where(
+                    idx_reference.c.tenant_id == tenant,
+                    idx_reference.c.resource_type == inc.source_type,
+                    idx_reference.c.param == inc.param,
+                    idx_reference.c.target_id.in_([m.id for m in matches]),
+                    or_(
+                        idx_reference.c.target_type == q.resource_type, idx_reference.c.target_type.is_(None)
+                    ),
+                )
+                candidates = [(inc.source_type, resource.c.pk.in_(targets))]
+            else:
+                refs = self.conn.execute(
+                    select(idx_reference.c.target_type, idx_reference.c.target_id).where(
+                        idx_reference.c.resource_pk.in_([m.pk for m in matches]),
+                        idx_reference.c.param == inc.param,
+                    )
+                ).all()
+                by_type: dict[str, set[str]] = {}
+                for ttype, tid in refs:
+                    if ttype and (inc.target_type is None or ttype == inc.target_type):
+                        by_type.setdefault(ttype, set()).add(tid)
+                candidates = [(t, resource.c.id.in_(sorted(ids))) for t, ids in by_type.items()]
+            for ttype, cond in candidates:
+                try:
+                    access = authorize(self.principal, "read", ttype)
+                except Forbidden:
+                    continue  # included resources the caller may not see are left out, not an error
+                where = [
+                    resource.c.tenant_id == tenant,
+                    resource.c.resource_type == ttype,
+                    resource.c.deleted.is_(False),
+                    cond,
+                ]
+                if access.compartment_patient is not None:
+                    where.append(compartment_condition(ttype, access.compartment_patient, tenant))
+                for row in self.conn.execute(
+                    select(resource).where(*where).limit(self.settings.max_page_size)
+                ):
+                    if (row.resource_type, row.id) not in seen:
+                        seen.add((row.resource_type, row.id))
+                        found.append(_stored(row))
+                        self._record("read", row.resource_type, row.id, row.version_id, detail="_include")
+        return found
+
+    def history(
+        self,
+        rtype: str | None,
+        rid: str | None = None,
+        *,
+        count: int | None = None,
+        offset: int = 0,
+        since: datetime | None = None,
+    ) -> HistoryPage:
+        count = min(count or self.settings.page_size, self.settings.max_page_size)
+        conds = [resource_version.c.tenant_id == self.principal.tenant_id]
+        if rtype is None:
+            if self.principal.role not in ("admin", "system", "integration"):
+                raise Forbidden(
+                    "只有管理员可以查看全库历史", "Only administrators may read the whole-system history"
+                )
+        else:
+            access = self._authorize("history", rtype, rid)
+            conds.append(resource_version.c.resource_type == rtype)
+            if rid is not None:
+                current = self._current(rtype, rid)
+                if current is None:
+                    raise _not_found(rtype, rid)
+                if not self._in_compartment(access, current):
+                    raise self._deny_outside_compartment("history", rtype, rid)
+                conds.append(resource_version.c.id == rid)
+            elif access.compartment_patient is not None:
+                raise self._deny_outside_compartment("history", rtype, "*")
+        if since is not None:
+            conds.append(resource_version.c.last_updated >= to_naive_utc(since))
+        total = self.conn.execute(
+            select(func.count()).select_from(resource_version).where(*conds)
+        ).scalar_one()
+        rows = self.conn.execute(
+            select(resource_version)
+            .where(*conds)
+            .order_by(resource_version.c.last_updated.desc(), resource_version.c.version_id.desc())
+            .limit(count)
+            .offset(offset)
+        ).all()
+        self._record("history", rtype, rid)
+        return HistoryPage(
+            total=total,
+            versions=[
+                StoredResource(
+                    r.resource_type, r.id, r.version_id, r.last_updated, r.method == "DELETE", r.content
+                )
+                for r in rows
+            ],
+            methods=[r.method for r in rows],
+            offset=offset,
+            count=count,
+        )
+
+    # --- writes -------------------------------------------------------------------------------------
+
+    def _prepare(
+        self, rtype: str, body: dict, rid: str, version_id: int, now: datetime
+    ) -> tuple[bytes, dict]:
+        meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+        doc = {
+            "resourceType": rtype,
+            "id": rid,
+            "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(now), **meta},
+        }
+        doc.update((k, v) for k, v in body.items() if k not in ("resourceType", "id", "meta"))
+        return orjson.dumps(doc), extract(doc)
+
+    def _check_new_content(self, access: Access, rtype: str, rid: str, rows: dict, action: str) -> None:
+        if access.compartment_patient is not None and not in_compartment(
+            access.compartment_patient, rtype, rid, rows["reference"]
+        ):
+            raise self._deny_outside_compartment(action, rtype, rid)
+
+    def _write_index(self, pk: int, rtype: str, rows: dict) -> None:
+        tenant = self.principal.tenant_id
+        for kind, items in rows.items():
+            if items:
+                for item in items:
+                    item.update(resource_pk=pk, tenant_id=tenant, resource_type=rtype)
+                self.conn.execute(insert(INDEX_TABLES[kind]), items)
+
+    def _clear_index(self, pk: int) -> None:
+        for table in INDEX_TABLES.values():
+            self.conn.execute(delete(table).where(table.c.resource_pk == pk))
+
+    def _version_row(
+        self, rtype: str, rid: str, version: int, now: datetime, method: str, content: bytes | None
+    ):
+        self.conn.execute(
+            insert(resource_version).values(
+                tenant_id=self.principal.tenant_id,
+                resource_type=rtype,
+                id=rid,
+                version_id=version,
+                last_updated=now,
+                method=method,
+                content=content,
+            )
+        )
+
+    def create(
+        self,
+        body: dict,
+        *,
+        rtype: str | None = None,
+        if_none_exist: str | None = None,
+        rid: str | None = None,
+    ) -> WriteResult:
+        rtype = rtype or (body.get("resourceType") if isinstance(body, dict) else None) or ""
+        access = self._authorize("create", rtype)
+        validate(body, expected_type=rtype)
+        if if_none_exist:
+            existing = self.find_one(rtype, if_none_exist)
+            if existing is not None:
+                return WriteResult(existing, created=False)
+        client_chosen_id = rid is not None
+        rid = rid or new_resource_id()
+        now = utcnow().replace(tzinfo=None)
+        content, rows = self._prepare(rtype, body, rid, 1, now)
+        self._check_new_content(access, rtype, rid, rows, "create")
+        try:
+            # A client-chosen id may race another PUT; a savepoint keeps PostgreSQL's transaction usable.
+            with self.conn.begin_nested() if client_chosen_id else _nothing():
+                pk = self.conn.execute(
+                    insert(resource)
+                    .values(
+                        tenant_id=self.principal.tenant_id,
+                        resource_type=rtype,
+                        id=rid,
+                        version_id=1,
+                        last_updated=now,
+                        deleted=False,
+                        content=content,
+                    )
+                    .returning(resource.c.pk)
+                ).scalar_one()
+        except IntegrityError:
+            raise Conflict(f"{rtype}/{rid} 已存在", f"{rtype}/{rid} already exists") from None
+        self._version_row(rtype, rid, 1, now, "POST", content)
+        self._write_index(pk, rtype, rows)
+        self._record("create", rtype, rid, 1)
+        return WriteResult(StoredResource(rtype, rid, 1, now, False, content, pk), created=True)
+
+    def find_one(self, rtype: str, query: str) -> StoredResource | None:
+        from urllib.parse import parse_qsl
+
+        params = parse_qsl(query.split("?", 1)[-1], keep_blank_values=True)
+        if not params:
+            raise BadRequest(
+                "If-None-Exist 中没有搜索条件",
+                "If-None-Exist has no search criteria",
+                element="If-None-Exist",
+            )
+        page = self.search(rtype, [*params, ("_count", "2")])
+        if page.total and page.total > 1:
+            raise PreconditionFailed(
+                f"条件创建匹配到 {page.total} 个 {rtype}，无法确定",
+                f"Conditional create matched {page.total} {rtype} resources",
+            )
+        return page.matches[0] if page.matches else None
+
+    def update(self, rtype: str, rid: str, body: dict, *, if_match: int | None = None) -> WriteResult:
+        access = self._authorize("update", rtype, rid)
+        validate(body, expected_type=rtype)
+        if body.get("id") != rid:
+            raise BadRequest(
+                f"资源中的 id（{body.get('id')}）与地址中的 id（{rid}）不一致",
+                f"The resource id ({body.get('id')}) does not match the id in the URL ({rid})",
+                element=f"{rtype}.id",
+            )
+        current = self._current(rtype, rid)
+        if current is None:
+            if if_match is not None:
+                raise PreconditionFailed(
+                    f"{rtype}/{rid} 不存在，If-Match 无法满足",
+                    f"{rtype}/{rid} does not exist, so If-Match cannot hold",
+                )
+            return self.create(body, rtype=rtype, rid=rid)
+        if not self._in_compartment(access, current):
+            raise self._deny_outside_compartment("update", rtype, rid)
+        if if_match is not None and if_match != current.version_id:
+            raise PreconditionFailed(
+                f"版本冲突：当前为第 {current.version_id} 版，而请求基于第 {if_match} 版",
+                f"Version conflict: {rtype}/{rid} is at version {current.version_id}, not {if_match}",
+            )
+        version = current.version_id + 1
+        now = utcnow().replace(tzinfo=None)
+        content, rows = self._prepare(rtype, body, rid, version, now)
+        self._check_new_content(access, rtype, rid, rows, "update")
+        self._replace(current, version, now, content, deleted=False)
+        self._version_row(rtype, rid, version, now, "PUT", content)
+        self._write_index(current.pk, rtype, rows)
+        self._record("update", rtype, rid, version)
+        return WriteResult(
+            StoredResource(rtype, rid, version, now, False, content, current.pk), created=False
+        )
+
+    def _replace(self, current, version: int, now: datetime, content: bytes | None, *, deleted: bool) -> None:
+        # Optimistic concurrency: only the writer that saw the current version may replace it.
+        result = self.conn.execute(
+            update(resource)
+            .where(and_(resource.c.pk == current.pk, resource.c.version_id == current.version_id))
+            .values(version_id=version, last_updated=now, deleted=deleted, content=content)
+        )
+        if result.rowcount != 1:
+            raise PreconditionFailed(
+                f"{current.resource_type}/{current.id} 刚被其他请求修改，请重新读取后再试",
+                f"{current.resource_type}/{current.id} was changed by another request; read it again and retry",
+            )
+        self._clear_index(current.pk)
+
+    def delete(self, rtype: str, rid: str) -> StoredResource | None:
+        access = self._authorize("delete", rtype, rid)
+        current = self._current(rtype, rid)
+        if current is None:
+            raise _not_found(rtype, rid)
+        if not self._in_compartment(access, current):
+            raise self._deny_outside_compartment("delete", rtype, rid)
+        if current.deleted:
+            self._record("delete", rtype, rid, current.version_id, detail="already deleted")
+            return None
+        version = current.version_id + 1
+        now = utcnow().replace(tzinfo=None)
+        self._replace(current, version, now, None, deleted=True)
+        self._version_row(rtype, rid, version, now, "DELETE", None)
+        self._record("delete", rtype, rid, version)
+        return StoredResource(rtype, rid, version, now, True, None, current.pk)
+
+    # --- audit records as AuditEvent ----------------------------------------------------------------
+
+    def audit_events(
+        self,
+        *,
+        count: int,
+        offset: int = 0,
+        since: datetime | None = None,
+        entity: str | None = None,
+        principal: str | None = None,
+    ) -> tuple[int, list[dict]]:
+        self._authorize("search", "AuditEvent")
+        conds = [audit_record.c.tenant_id == self.principal.tenant_id]
+        if since is not None:
+            conds.append(audit_record.c.recorded_at >= to_naive_utc(since))
+        if entity:
+            etype, _, eid = entity.partition("/")
+            conds.append(audit_record.c.resource_type == etype)
+            if eid:
+                conds.append(audit_record.c.resource_id == eid)
+        if principal:
+            conds.append(audit_record.c.principal == principal)
+        total = self.conn.execute(select(func.count()).select_from(audit_record).where(*conds)).scalar_one()
+        rows = self.conn.execute(
+            select(audit_record)
+            .where(*conds)
+            .order_by(audit_record.c.recorded_at.desc(), audit_record.c.seq.desc())
+            .limit(count)
+            .offset(offset)
+        ).all()
+        self._record("search", "AuditEvent")
+        return total, [audit.to_audit_event(r) for r in rows]
+
+    def audit_event(self, lane: int, seq: int) -> dict:
+        self._authorize("read", "AuditEvent", f"{lane}-{seq}")
+        row = self.conn.execute(
+            select(audit_record).where(
+                audit_record.c.lane == lane,
+                audit_record.c.seq == seq,
+                audit_record.c.tenant_id == self.principal.tenant_id,
+            )
+        ).first()
+        if row is None:
+            raise _not_found("AuditEvent", f"{lane}-{seq}")
+        self._record("read", "AuditEvent", f"{lane}-{seq}")
+        return audit.to_audit_event(row)
+
+
+@contextmanager
+def _nothing():
+    yield
+
+
+def _stored(row) -> StoredResource:
+    return StoredResource(
+        row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.content, row.pk
+    )
+
+
+def _query_text(params: list[tuple[str, str]]) -> str:
+    # Parameter names only: values may be identifiers or names, which do not belong in the audit text.
+    return "&".join(sorted({k for k, _ in params}))[:500]
