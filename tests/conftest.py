@@ -48,8 +48,9 @@ class Database:
                 conn.execute(f'CREATE DATABASE "{self.name}"')
             base = PG_ADMIN_URL.rsplit("/", 1)[0]
             self.url = f"{base}/{self.name}".replace("postgresql://", "postgresql+psycopg://")
-        self.settings = Settings(database_url=self.url, secret_key="test-" + secrets.token_hex(16),
-                                 lockout_threshold=3, lockout_minutes=15)
+        self.settings = Settings(
+            database_url=self.url, secret_key="test-" + secrets.token_hex(16), lockout_threshold=3, lockout_minutes=15
+        )
         self.engine = make_engine(self.url)
         upgrade(self.engine, self.settings)
 
@@ -93,10 +94,22 @@ class Hospital:
     code: str
     app: object
 
-    def token(self, role: str, *, patient_id: str | None = None, username: str | None = None,
-              scopes: tuple[str, ...] | None = None) -> str:
-        principal = Principal(tenant_id=self.id, tenant_code=self.code, username=username or f"{role}-user",
-                              role=role, patient_id=patient_id, scopes=scopes or ROLE_SCOPES.get(role, ()))
+    def token(
+        self,
+        role: str,
+        *,
+        patient_id: str | None = None,
+        username: str | None = None,
+        scopes: tuple[str, ...] | None = None,
+    ) -> str:
+        principal = Principal(
+            tenant_id=self.id,
+            tenant_code=self.code,
+            username=username or f"{role}-user",
+            role=role,
+            patient_id=patient_id,
+            scopes=scopes or ROLE_SCOPES.get(role, ()),
+        )
         return issue_token(principal, key=self.app.state.signing_key, ttl_seconds=600)
 
     def headers(self, role: str = "admin", **kw) -> dict[str, str]:

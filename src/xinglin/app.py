@@ -23,9 +23,7 @@ log = logging.getLogger("xinglin")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(
-        title="Xinglin 杏林", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json"
-    )
+    app = FastAPI(title="Xinglin 杏林", version=__version__, docs_url="/api/docs", openapi_url="/api/openapi.json")
     engine = make_engine(settings.database_url)
     app.state.settings = settings
     app.state.store = Store(engine, settings)
@@ -52,9 +50,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         err = exc.errors()[0] if exc.errors() else {}
         field = ".".join(str(p) for p in err.get("loc", ())[1:]) or None
         return outcome_response(
-            BadRequest(
-                f"请求参数无效：{field}", f"Invalid request: {field}: {err.get('msg', '')}", element=field
-            )
+            BadRequest(f"请求参数无效：{field}", f"Invalid request: {field}: {err.get('msg', '')}", element=field)
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -21,8 +21,8 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def _engine():
@@ -96,7 +96,7 @@ def tenant_list() -> None:
 
     with _engine().begin() as conn:
         for t in service.list_tenants(conn):
-            console.print(f"{t.code}\t{t.name_zh}\t{t.name_en}\t{t.locale}\t{t.time_zone}")
+            typer.echo(f"{t.code}\t{t.name_zh}\t{t.name_en}\t{t.locale}\t{t.time_zone}")
 
 
 @user_app.command("add")
@@ -110,9 +110,7 @@ def user_add(
     patient_id: Annotated[str | None, typer.Option(help="Patient id, for role patient")] = None,
     practitioner_id: Annotated[str | None, typer.Option(help="Practitioner id, for clinical staff")] = None,
     display_name: Annotated[str, typer.Option(help="Name shown in the portal")] = "",
-    scopes: Annotated[
-        str | None, typer.Option(help="Scopes for integration clients, e.g. 'system/*.read'")
-    ] = None,
+    scopes: Annotated[str | None, typer.Option(help="Scopes for integration clients, e.g. 'system/*.read'")] = None,
 ) -> None:
     """Add a user or an integration client."""
     from xinglin.tenancy import service

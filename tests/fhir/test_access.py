@@ -11,13 +11,27 @@ CLINICAL = {
     "Encounter": {"status": "finished", "class": {"code": "AMB"}, "subject": {"reference": "Patient/{pid}"}},
     "Condition": {"code": {"text": "高血压"}, "subject": {"reference": "Patient/{pid}"}},
     "Observation": {"status": "final", "code": {"text": "血糖"}, "subject": {"reference": "Patient/{pid}"}},
-    "MedicationRequest": {"status": "active", "intent": "order", "medicationCodeableConcept": {"text": "氨氯地平"},
-                          "subject": {"reference": "Patient/{pid}"}},
-    "Appointment": {"status": "booked", "participant": [{"actor": {"reference": "Patient/{pid}"}, "status": "accepted"}]},
-    "Consent": {"status": "active", "scope": {"text": "treatment"}, "category": [{"text": "medical"}],
-                "patient": {"reference": "Patient/{pid}"}},
-    "DocumentReference": {"status": "current", "subject": {"reference": "Patient/{pid}"},
-                          "content": [{"attachment": {"contentType": "text/plain", "data": "5oiR"}}]},
+    "MedicationRequest": {
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"text": "氨氯地平"},
+        "subject": {"reference": "Patient/{pid}"},
+    },
+    "Appointment": {
+        "status": "booked",
+        "participant": [{"actor": {"reference": "Patient/{pid}"}, "status": "accepted"}],
+    },
+    "Consent": {
+        "status": "active",
+        "scope": {"text": "treatment"},
+        "category": [{"text": "medical"}],
+        "patient": {"reference": "Patient/{pid}"},
+    },
+    "DocumentReference": {
+        "status": "current",
+        "subject": {"reference": "Patient/{pid}"},
+        "content": [{"attachment": {"contentType": "text/plain", "data": "5oiR"}}],
+    },
     "DiagnosticReport": {"status": "final", "code": {"text": "血常规"}, "subject": {"reference": "Patient/{pid}"}},
     "Communication": {"status": "completed", "subject": {"reference": "Patient/{pid}"}},
     "Task": {"status": "requested", "intent": "order", "for": {"reference": "Patient/{pid}"}},
@@ -86,14 +100,22 @@ def test_patient_include_does_not_leak(client, hospital, two_patients):
 def test_patient_cannot_write_for_someone_else(client, hospital, two_patients):
     alice, bob = two_patients["alice"], two_patients["bob"]
     h = hospital.headers("patient", patient_id=alice["Patient"])
-    body = {"resourceType": "Communication", "status": "completed", "subject": {"reference": f"Patient/{bob['Patient']}"}}
+    body = {
+        "resourceType": "Communication",
+        "status": "completed",
+        "subject": {"reference": f"Patient/{bob['Patient']}"},
+    }
     assert client.post(f"{FHIR}/Communication", json=body, headers=h).status_code == 403
     mine = {**body, "subject": {"reference": f"Patient/{alice['Patient']}"}}
     assert client.post(f"{FHIR}/Communication", json=mine, headers=h).status_code == 201
     # nor take over someone else's resource by updating it, nor write clinical findings
     bobs = client.get(f"{FHIR}/Communication/{bob['Communication']}", headers=hospital.headers()).json()
-    assert client.put(f"{FHIR}/Communication/{bobs['id']}", json={**bobs, "subject": mine["subject"]},
-                      headers=h).status_code == 403
+    assert (
+        client.put(
+            f"{FHIR}/Communication/{bobs['id']}", json={**bobs, "subject": mine["subject"]}, headers=h
+        ).status_code
+        == 403
+    )
     cond = {"resourceType": "Condition", "code": {"text": "x"}, "subject": {"reference": f"Patient/{alice['Patient']}"}}
     assert client.post(f"{FHIR}/Condition", json=cond, headers=h).status_code == 403
     assert client.delete(f"{FHIR}/Patient/{bob['Patient']}", headers=h).status_code == 403
@@ -135,8 +157,12 @@ def test_researcher_sees_no_identified_data(client, hospital, two_patients, rtyp
 
 def test_staff_roles(client, hospital, two_patients):
     alice = two_patients["alice"]
-    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-           "subject": {"reference": f"Patient/{alice['Patient']}"}}
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{alice['Patient']}"},
+    }
     assert client.post(f"{FHIR}/Observation", json=obs, headers=hospital.headers("nurse")).status_code == 201
     assert client.post(f"{FHIR}/Observation", json=obs, headers=hospital.headers("pharmacist")).status_code == 403
     assert client.get(f"{FHIR}/Observation", headers=hospital.headers("pharmacist")).status_code == 200
@@ -156,7 +182,9 @@ def test_denied_attempts_are_audited(client, hospital, two_patients):
     bob = two_patients["bob"]
     h = hospital.headers("patient", patient_id=two_patients["alice"]["Patient"], username="alice")
     client.get(f"{FHIR}/Condition/{bob['Condition']}", headers=h)
-    events = client.get(f"{FHIR}/AuditEvent?entity=Condition/{bob['Condition']}", headers=hospital.headers("admin")).json()
+    events = client.get(
+        f"{FHIR}/AuditEvent?entity=Condition/{bob['Condition']}", headers=hospital.headers("admin")
+    ).json()
     denied = [e["resource"] for e in events["entry"] if e["resource"]["outcome"] == "4"]
     assert len(denied) == 1
     assert denied[0]["agent"][0]["who"]["display"] == "patient:alice"

@@ -116,8 +116,13 @@ def test_prefer_return_minimal(client, hospital):
 
 def test_any_r4_resource_type_can_be_stored(client, hospital):
     h = hospital.headers("physician")
-    body = {"resourceType": "NutritionOrder", "status": "active", "intent": "order",
-            "patient": {"reference": "Patient/p1"}, "dateTime": "2024-03-05"}
+    body = {
+        "resourceType": "NutritionOrder",
+        "status": "active",
+        "intent": "order",
+        "patient": {"reference": "Patient/p1"},
+        "dateTime": "2024-03-05",
+    }
     r = client.post(f"{FHIR}/NutritionOrder", json=body, headers=h)
     assert r.status_code == 201
     assert client.get(f"{FHIR}/NutritionOrder/{r.json()['id']}", headers=h).status_code == 200

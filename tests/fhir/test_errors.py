@@ -31,8 +31,15 @@ def test_malformed_json_is_400(client, hospital):
         ({"resourceType": "Patient", "shoeSize": 42}, "Patient.shoeSize"),
         ({"resourceType": "Observation", "status": "final"}, "Observation.code"),
         ({"resourceType": "Observation", "status": "guessed", "code": {"text": "x"}}, "Observation.status"),
-        ({"resourceType": "Encounter", "status": "planned", "class": {"code": "AMB"},
-          "period": {"start": "yesterday"}}, "Encounter.period.start"),
+        (
+            {
+                "resourceType": "Encounter",
+                "status": "planned",
+                "class": {"code": "AMB"},
+                "period": {"start": "yesterday"},
+            },
+            "Encounter.period.start",
+        ),
     ],
 )
 def test_invalid_content_is_422_naming_the_element(client, hospital, body, element):
@@ -48,8 +55,12 @@ def test_invalid_content_is_422_naming_the_element(client, hospital, body, eleme
 def test_required_binding_message_in_both_languages(client, hospital):
     r = client.post(f"{FHIR}/Patient", json={"resourceType": "Patient", "gender": "boy"}, headers=hospital.headers())
     issue = _issue(r)
-    assert issue["diagnostics"] == "Patient.gender: 'boy' is not in the required value set (female, male, other, unknown)"
-    assert issue["details"]["text"] == "Patient.gender 的取值 “boy” 不在规定的值集中（可选：female, male, other, unknown）"
+    assert (
+        issue["diagnostics"] == "Patient.gender: 'boy' is not in the required value set (female, male, other, unknown)"
+    )
+    assert (
+        issue["details"]["text"] == "Patient.gender 的取值 “boy” 不在规定的值集中（可选：female, male, other, unknown）"
+    )
 
 
 def test_body_type_must_match_url(client, hospital):
@@ -91,8 +102,13 @@ def test_forged_token_is_401(client):
 
 def test_bad_search_input_is_400(client, hospital):
     h = hospital.headers()
-    for query, element in [("shoe-size=42", "shoe-size"), ("birthdate=yesterday", "birthdate"),
-                           ("_count=lots", "_count"), ("name:fuzzy=x", "name:fuzzy"), ("_sort=managingOrganization", "_sort")]:
+    for query, element in [
+        ("shoe-size=42", "shoe-size"),
+        ("birthdate=yesterday", "birthdate"),
+        ("_count=lots", "_count"),
+        ("name:fuzzy=x", "name:fuzzy"),
+        ("_sort=managingOrganization", "_sort"),
+    ]:
         r = client.get(f"{FHIR}/Patient?{query}", headers=h)
         assert r.status_code == 400, query
         assert _issue(r)["expression"] == [element], query
@@ -110,12 +126,16 @@ def test_bad_if_match_is_400(client, hospital):
 
 
 def test_if_match_on_missing_resource_is_412(client, hospital):
-    r = client.put(f"{FHIR}/Patient/x2", json=patient_body(id="x2"), headers={**hospital.headers(), "If-Match": 'W/"3"'})
+    r = client.put(
+        f"{FHIR}/Patient/x2", json=patient_body(id="x2"), headers={**hospital.headers(), "If-Match": 'W/"3"'}
+    )
     assert r.status_code == 412
 
 
 def test_wrong_content_type_is_415(client, hospital):
-    r = client.post(f"{FHIR}/Patient", content=b"<Patient/>", headers={**hospital.headers(), "Content-Type": "application/xml"})
+    r = client.post(
+        f"{FHIR}/Patient", content=b"<Patient/>", headers={**hospital.headers(), "Content-Type": "application/xml"}
+    )
     assert r.status_code == 415
 
 

@@ -18,32 +18,75 @@ def ward(client, hospital):
         return r.json()["id"]
 
     people = {
-        "zhang": post(patient_body(name=[{"text": "张伟", "family": "张", "given": ["伟"]}], gender="male",
-                                   birthDate="1975-03-02",
-                                   identifier=[{"system": "urn:oid:2.16.156.10011.1.1", "value": "110101197503020031"}],
-                                   telecom=[{"system": "phone", "value": "13800000001"}])),
+        "zhang": post(
+            patient_body(
+                name=[{"text": "张伟", "family": "张", "given": ["伟"]}],
+                gender="male",
+                birthDate="1975-03-02",
+                identifier=[{"system": "urn:oid:2.16.156.10011.1.1", "value": "110101197503020031"}],
+                telecom=[{"system": "phone", "value": "13800000001"}],
+            )
+        ),
         "ouyang": post(patient_body()),
-        "smith": post(patient_body(name=[{"family": "Smith", "given": ["Anna", "Maria"]}], gender="female",
-                                   birthDate="2001", identifier=[{"system": "urn:mrn", "value": "MRN-7"}],
-                                   telecom=[{"system": "email", "value": "anna@example.org"}])),
+        "smith": post(
+            patient_body(
+                name=[{"family": "Smith", "given": ["Anna", "Maria"]}],
+                gender="female",
+                birthDate="2001",
+                identifier=[{"system": "urn:mrn", "value": "MRN-7"}],
+                telecom=[{"system": "email", "value": "anna@example.org"}],
+            )
+        ),
     }
-    for who, value, when in [("zhang", 5.4, "2024-03-05T08:00:00+08:00"), ("zhang", 11.2, "2024-06-01T09:30:00+08:00"),
-                             ("ouyang", 4.1, "2024-03-06T10:00:00+08:00")]:
-        post({"resourceType": "Observation", "status": "final",
-              "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                        "code": "laboratory"}]}],
-              "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "葡萄糖"}]},
-              "subject": {"reference": f"Patient/{people[who]}"}, "effectiveDateTime": when,
-              "valueQuantity": {"value": value, "unit": "mmol/L", "system": "http://unitsofmeasure.org",
-                                "code": "mmol/L"}})
-    post({"resourceType": "Condition", "subject": {"reference": f"Patient/{people['zhang']}"},
-          "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10", "display": "高血压"}]},
-          "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                         "code": "active"}]}})
-    post({"resourceType": "Encounter", "status": "finished",
-          "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-          "subject": {"reference": f"Patient/{people['ouyang']}"},
-          "period": {"start": "2024-03-06T09:00:00+08:00", "end": "2024-03-06T09:20:00+08:00"}})
+    for who, value, when in [
+        ("zhang", 5.4, "2024-03-05T08:00:00+08:00"),
+        ("zhang", 11.2, "2024-06-01T09:30:00+08:00"),
+        ("ouyang", 4.1, "2024-03-06T10:00:00+08:00"),
+    ]:
+        post(
+            {
+                "resourceType": "Observation",
+                "status": "final",
+                "category": [
+                    {
+                        "coding": [
+                            {
+                                "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                "code": "laboratory",
+                            }
+                        ]
+                    }
+                ],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "葡萄糖"}]},
+                "subject": {"reference": f"Patient/{people[who]}"},
+                "effectiveDateTime": when,
+                "valueQuantity": {
+                    "value": value,
+                    "unit": "mmol/L",
+                    "system": "http://unitsofmeasure.org",
+                    "code": "mmol/L",
+                },
+            }
+        )
+    post(
+        {
+            "resourceType": "Condition",
+            "subject": {"reference": f"Patient/{people['zhang']}"},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10", "display": "高血压"}]},
+            "clinicalStatus": {
+                "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+            },
+        }
+    )
+    post(
+        {
+            "resourceType": "Encounter",
+            "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": f"Patient/{people['ouyang']}"},
+            "period": {"start": "2024-03-06T09:00:00+08:00", "end": "2024-03-06T09:20:00+08:00"},
+        }
+    )
     return people, h
 
 
@@ -162,16 +205,24 @@ def test_include(client, ward):
     people, h = ward
     r = client.get(f"{FHIR}/Observation?code=2345-7&_include=Observation:patient", headers=h).json()
     modes = sorted((e["search"]["mode"], e["resource"]["resourceType"]) for e in r["entry"])
-    assert modes == [("include", "Patient"), ("include", "Patient"), ("match", "Observation"),
-                     ("match", "Observation"), ("match", "Observation")]
+    assert modes == [
+        ("include", "Patient"),
+        ("include", "Patient"),
+        ("match", "Observation"),
+        ("match", "Observation"),
+        ("match", "Observation"),
+    ]
     rev = client.get(f"{FHIR}/Patient?_id={people['zhang']}&_revinclude=Observation:patient", headers=h).json()
     assert sorted(e["resource"]["resourceType"] for e in rev["entry"]) == ["Observation", "Observation", "Patient"]
 
 
 def test_post_search(client, ward):
     people, h = ward
-    r = client.post(f"{FHIR}/Patient/_search", content="name=张伟",
-                    headers={**h, "Content-Type": "application/x-www-form-urlencoded"})
+    r = client.post(
+        f"{FHIR}/Patient/_search",
+        content="name=张伟",
+        headers={**h, "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert r.status_code == 200
     assert [e["resource"]["id"] for e in r.json()["entry"]] == [people["zhang"]]
 

@@ -29,9 +29,7 @@ def current_principal(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token:
-        raise NotAuthenticated(
-            "需要登录：请求缺少 Bearer 访问令牌", "Sign-in required: no Bearer access token"
-        )
+        raise NotAuthenticated("需要登录：请求缺少 Bearer 访问令牌", "Sign-in required: no Bearer access token")
     principal = read_token(token.strip(), key=request.app.state.signing_key)
     return principal.with_request(
         client_address=client_address(request), purpose=request.headers.get("x-purpose-of-use")

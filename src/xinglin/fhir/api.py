@@ -178,9 +178,7 @@ async def search_post(rtype: str, request: Request, store: StoreDep, principal: 
 
 def _no_audit_writes(rtype: str) -> None:
     if rtype == "AuditEvent":
-        raise MethodNotAllowed(
-            "审计记录不能被创建、修改或删除", "Audit records cannot be created, changed or deleted"
-        )
+        raise MethodNotAllowed("审计记录不能被创建、修改或删除", "Audit records cannot be created, changed or deleted")
 
 
 @router.post("/{rtype}")
@@ -223,9 +221,7 @@ def _read_audit_event(request: Request, store, principal, rid: str) -> Response:
 
 
 @router.put("/{rtype}/{rid}")
-async def update(
-    rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal
-) -> Response:
+async def update(rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     _no_audit_writes(rtype)
     body = await _json_body(request)
     if_match = parse_etag(request.headers.get("if-match"))
@@ -243,9 +239,7 @@ def delete(rtype: str, rid: str, store: StoreDep, principal: CurrentPrincipal) -
 
 
 @router.get("/{rtype}/{rid}/_history")
-def instance_history(
-    rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal
-) -> Response:
+def instance_history(rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     with store.unit_of_work(principal) as repo:
         page = repo.history(
             rtype,
@@ -258,9 +252,7 @@ def instance_history(
 
 
 @router.get("/{rtype}/{rid}/_history/{vid}")
-def vread(
-    rtype: str, rid: str, vid: str, request: Request, store: StoreDep, principal: CurrentPrincipal
-) -> Response:
+def vread(rtype: str, rid: str, vid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     if not vid.isdigit():
         raise NotFound(f"版本号 {vid} 无效", f"Version '{vid}' is not valid")
     with store.unit_of_work(principal) as repo:
@@ -270,9 +262,7 @@ def vread(
 
 @router.patch("/{rtype}/{rid}")
 def patch(rtype: str, rid: str) -> Response:
-    raise MethodNotAllowed(
-        "暂不支持 PATCH，请使用 PUT 更新整个资源", "PATCH is not supported; PUT the whole resource"
-    )
+    raise MethodNotAllowed("暂不支持 PATCH，请使用 PUT 更新整个资源", "PATCH is not supported; PUT the whole resource")
 
 
 __all__ = ["fhir_instant", "router"]

@@ -49,8 +49,7 @@ def capability_statement(base_url: str) -> dict:
         if rtype == "AuditEvent":
             entry["interaction"] = [{"code": "read"}, {"code": "search-type"}]
             entry["searchParam"] = [
-                {"name": n, "type": t}
-                for n, t in (("date", "date"), ("entity", "reference"), ("agent", "string"))
+                {"name": n, "type": t} for n, t in (("date", "date"), ("entity", "reference"), ("agent", "string"))
             ]
         resources.append(entry)
     return {
@@ -78,7 +77,7 @@ def capability_statement(base_url: str) -> dict:
                             ]
                         }
                     ],
-                    "description": "OAuth2 bearer tokens from POST /auth/token (password and client_credentials grants)",
+                    "description": "OAuth2 bearer tokens from POST /auth/token (password, client_credentials)",
                 },
                 "resource": resources,
                 "interaction": [{"code": "transaction"}, {"code": "batch"}, {"code": "history-system"}],

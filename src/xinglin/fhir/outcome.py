@@ -19,9 +19,7 @@ def outcome(error: XinglinError, severity: str = "error") -> dict:
 
 def outcome_response(error: XinglinError) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="xinglin"'} if error.status == 401 else None
-    return Response(
-        orjson.dumps(outcome(error)), status_code=error.status, media_type=FHIR_JSON, headers=headers
-    )
+    return Response(orjson.dumps(outcome(error)), status_code=error.status, media_type=FHIR_JSON, headers=headers)
 
 
 def fhir_response(body, status: int = 200, headers: dict | None = None) -> Response:

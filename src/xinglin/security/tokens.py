@@ -41,9 +41,7 @@ def read_token(token: str, *, key: str) -> Principal:
             token, key, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub", "tid"]}
         )
     except jwt.ExpiredSignatureError:
-        raise NotAuthenticated(
-            "访问令牌已过期，请重新登录", "The access token has expired; sign in again"
-        ) from None
+        raise NotAuthenticated("访问令牌已过期，请重新登录", "The access token has expired; sign in again") from None
     except jwt.PyJWTError:
         raise NotAuthenticated("访问令牌无效", "The access token is not valid") from None
     return Principal(

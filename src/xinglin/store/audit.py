@@ -94,10 +94,7 @@ def _lock_a_lane(conn: Connection) -> tuple[int, int, str]:
         return tuple(conn.execute(head.where(audit_lane.c.lane == start)).one())
     # Take the first free lane from a random start (wrapping round); wait only when all are busy.
     for query in (
-        head.where(audit_lane.c.lane >= start)
-        .order_by(audit_lane.c.lane)
-        .limit(1)
-        .with_for_update(skip_locked=True),
+        head.where(audit_lane.c.lane >= start).order_by(audit_lane.c.lane).limit(1).with_for_update(skip_locked=True),
         head.order_by(audit_lane.c.lane).limit(1).with_for_update(skip_locked=True),
     ):
         row = conn.execute(query).first()
@@ -172,14 +169,10 @@ def verify(conn: Connection) -> VerifyReport:
             expected_seq += 1
             rec = row._asdict()
             if rec["seq"] != expected_seq:
-                problems.append(
-                    f"lane {head.lane} record {expected_seq}: missing (next found is {rec['seq']})"
-                )
+                problems.append(f"lane {head.lane} record {expected_seq}: missing (next found is {rec['seq']})")
                 broken = True
             elif rec["prev_hash"] != prev:
-                problems.append(
-                    f"lane {head.lane} record {rec['seq']}: does not link to the record before it"
-                )
+                problems.append(f"lane {head.lane} record {rec['seq']}: does not link to the record before it")
                 broken = True
             elif record_hash(rec) != rec["hash"]:
                 problems.append(f"lane {head.lane} record {rec['seq']}: content was altered")
@@ -239,11 +232,7 @@ def to_audit_event(row) -> dict:
     }
     if row.purpose:
         event["purposeOfEvent"] = [
-            {
-                "coding": [
-                    {"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": row.purpose}
-                ]
-            }
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActReason", "code": row.purpose}]}
         ]
     if row.detail:
         event["outcomeDesc"] = row.detail

@@ -190,9 +190,7 @@ def _parse_entries(bundle: Any, kind: str) -> list[dict]:
                 f"Bundle.entry[{i}].request.method",
             )
         if not isinstance(request.get("url"), str) or not request["url"]:
-            raise _entry_error(
-                i, "缺少 request.url", "request.url is missing", f"Bundle.entry[{i}].request.url"
-            )
+            raise _entry_error(i, "缺少 request.url", "request.url is missing", f"Bundle.entry[{i}].request.url")
         if request["method"] in ("POST", "PUT") and not isinstance(entry.get("resource"), dict):
             raise _entry_error(i, "缺少 resource", "resource is missing", f"Bundle.entry[{i}].resource")
     return entries
@@ -201,11 +199,7 @@ def _parse_entries(bundle: Any, kind: str) -> list[dict]:
 def _rewrite_references(node: Any, mapping: dict[str, str]) -> Any:
     if isinstance(node, dict):
         return {
-            k: (
-                mapping.get(v, v)
-                if k == "reference" and isinstance(v, str)
-                else _rewrite_references(v, mapping)
-            )
+            k: (mapping.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite_references(v, mapping))
             for k, v in node.items()
         }
     if isinstance(node, list):
@@ -290,9 +284,7 @@ def _run_entry(repo: Repository, entry: dict, mapping: dict[str, str], base: str
     method = request["method"]
     path, query = _split_url(request["url"])
     if not path:
-        raise BadRequest(
-            "request.url 缺少资源类型", "request.url has no resource type", element="request.url"
-        )
+        raise BadRequest("request.url 缺少资源类型", "request.url has no resource type", element="request.url")
     rtype = path[0]
     if method == "POST":
         if "_existing" in entry:

@@ -60,11 +60,7 @@ def _walk(node: Any, steps: list[str], key: str) -> Iterator[tuple[Any, str]]:
     if m is None:
         return
     field, choice = m.group("field"), steps[0].endswith("[x]") or "[x](" in steps[0]
-    names = (
-        [k for k in node if k.startswith(field) and k[len(field) : len(field) + 1].isupper()]
-        if choice
-        else [field]
-    )
+    names = [k for k in node if k.startswith(field) and k[len(field) : len(field) + 1].isupper()] if choice else [field]
     for name in names:
         child = node.get(name)
         if m.group("key"):
@@ -96,9 +92,7 @@ def _name_values(name: dict) -> Iterator[str]:
     family = name.get("family") or ""
     given = [g for g in name.get("given") or [] if isinstance(g, str)]
     parts = [
-        p
-        for p in (name.get("text"), family, *given, *(name.get("prefix") or []), *(name.get("suffix") or []))
-        if p
+        p for p in (name.get("text"), family, *given, *(name.get("prefix") or []), *(name.get("suffix") or [])) if p
     ]
     full = family + "".join(given)
     if full and full not in parts:
@@ -228,16 +222,12 @@ def extract(resource: dict) -> dict[str, list[dict]]:
                     for ttype, tid in _reference_values(value):
                         if (ttype, tid) not in seen:
                             seen.add((ttype, tid))
-                            rows["reference"].append(
-                                {"param": sp.name, "target_type": ttype, "target_id": tid[:256]}
-                            )
+                            rows["reference"].append({"param": sp.name, "target_type": ttype, "target_id": tid[:256]})
                 elif sp.type in ("quantity", "number"):
                     for num, system, code in _quantity_values(value):
                         if (num, system, code) not in seen:
                             seen.add((num, system, code))
-                            rows["quantity"].append(
-                                {"param": sp.name, "value": num, "system": system, "code": code}
-                            )
+                            rows["quantity"].append({"param": sp.name, "value": num, "system": system, "code": code})
     return rows
 
 

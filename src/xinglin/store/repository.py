@@ -73,9 +73,7 @@ class HistoryPage:
 
 
 def _unknown_type(resource_type: str) -> NotFound:
-    return NotFound(
-        f"未知的资源类型 {resource_type}", f"Unknown resource type {resource_type}", element="resourceType"
-    )
+    return NotFound(f"未知的资源类型 {resource_type}", f"Unknown resource type {resource_type}", element="resourceType")
 
 
 def _not_found(resource_type: str, resource_id: str) -> NotFound:
@@ -171,9 +169,7 @@ class Repository:
             raise
 
     def _deny_outside_compartment(self, action: str, rtype: str, rid: str) -> Forbidden:
-        exc = Forbidden(
-            f"无权访问 {rtype}/{rid}：不属于您本人的记录", f"{rtype}/{rid} is not part of your own record"
-        )
+        exc = Forbidden(f"无权访问 {rtype}/{rid}：不属于您本人的记录", f"{rtype}/{rid} is not part of your own record")
         self.denials.append(self._audit(action, rtype, rid, outcome="denied", detail=exc.en))
         return exc
 
@@ -234,9 +230,7 @@ class Repository:
             )
         ).first()
         if row is None:
-            raise NotFound(
-                f"未找到 {rtype}/{rid} 的第 {version_id} 版", f"{rtype}/{rid} has no version {version_id}"
-            )
+            raise NotFound(f"未找到 {rtype}/{rid} 的第 {version_id} 版", f"{rtype}/{rid} has no version {version_id}")
         self._record("vread", rtype, rid, version_id)
         if row.method == "DELETE":
             raise Gone(
@@ -270,11 +264,7 @@ class Repository:
         matches: list[StoredResource] = []
         if not q.summary_count and q.count > 0:
             rows = self.conn.execute(
-                select(resource)
-                .where(*where)
-                .order_by(*q.order_by, resource.c.pk)
-                .limit(q.count)
-                .offset(q.offset)
+                select(resource).where(*where).order_by(*q.order_by, resource.c.pk).limit(q.count).offset(q.offset)
             ).all()
             matches = [_stored(r) for r in rows]
         page = SearchPage(query=q, total=total, matches=matches)
@@ -294,9 +284,7 @@ class Repository:
                     idx_reference.c.resource_type == inc.source_type,
                     idx_reference.c.param == inc.param,
                     idx_reference.c.target_id.in_([m.id for m in matches]),
-                    or_(
-                        idx_reference.c.target_type == q.resource_type, idx_reference.c.target_type.is_(None)
-                    ),
+                    or_(idx_reference.c.target_type == q.resource_type, idx_reference.c.target_type.is_(None)),
                 )
                 candidates = [(inc.source_type, resource.c.pk.in_(targets))]
             else:
@@ -324,9 +312,7 @@ class Repository:
                 ]
                 if access.compartment_patient is not None:
                     where.append(compartment_condition(ttype, access.compartment_patient, tenant))
-                for row in self.conn.execute(
-                    select(resource).where(*where).limit(self.settings.max_page_size)
-                ):
+                for row in self.conn.execute(select(resource).where(*where).limit(self.settings.max_page_size)):
                     if (row.resource_type, row.id) not in seen:
                         seen.add((row.resource_type, row.id))
                         found.append(_stored(row))
@@ -346,9 +332,7 @@ class Repository:
         conds = [resource_version.c.tenant_id == self.principal.tenant_id]
         if rtype is None:
             if self.principal.role not in ("admin", "system", "integration"):
-                raise Forbidden(
-                    "只有管理员可以查看全库历史", "Only administrators may read the whole-system history"
-                )
+                raise Forbidden("只有管理员可以查看全库历史", "Only administrators may read the whole-system history")
         else:
             access = self._authorize("history", rtype, rid)
             conds.append(resource_version.c.resource_type == rtype)
@@ -363,9 +347,7 @@ class Repository:
                 raise self._deny_outside_compartment("history", rtype, "*")
         if since is not None:
             conds.append(resource_version.c.last_updated >= to_naive_utc(since))
-        total = self.conn.execute(
-            select(func.count()).select_from(resource_version).where(*conds)
-        ).scalar_one()
+        total = self.conn.execute(select(func.count()).select_from(resource_version).where(*conds)).scalar_one()
         rows = self.conn.execute(
             select(resource_version)
             .where(*conds)
@@ -377,9 +359,7 @@ class Repository:
         return HistoryPage(
             total=total,
             versions=[
-                StoredResource(
-                    r.resource_type, r.id, r.version_id, r.last_updated, r.method == "DELETE", r.content
-                )
+                StoredResource(r.resource_type, r.id, r.version_id, r.last_updated, r.method == "DELETE", r.content)
                 for r in rows
             ],
             methods=[r.method for r in rows],
@@ -389,9 +369,7 @@ class Repository:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def _prepare(
-        self, rtype: str, body: dict, rid: str, version_id: int, now: datetime
-    ) -> tuple[bytes, dict]:
+    def _prepare(self, rtype: str, body: dict, rid: str, version_id: int, now: datetime) -> tuple[bytes, dict]:
         meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
         doc = {
             "resourceType": rtype,
@@ -419,9 +397,7 @@ class Repository:
         for table in INDEX_TABLES.values():
             self.conn.execute(delete(table).where(table.c.resource_pk == pk))
 
-    def _version_row(
-        self, rtype: str, rid: str, version: int, now: datetime, method: str, content: bytes | None
-    ):
+    def _version_row(self, rtype: str, rid: str, version: int, now: datetime, method: str, content: bytes | None):
         self.conn.execute(
             insert(resource_version).values(
                 tenant_id=self.principal.tenant_id,
@@ -527,9 +503,7 @@ class Repository:
         self._version_row(rtype, rid, version, now, "PUT", content)
         self._write_index(current.pk, rtype, rows)
         self._record("update", rtype, rid, version)
-        return WriteResult(
-            StoredResource(rtype, rid, version, now, False, content, current.pk), created=False
-        )
+        return WriteResult(StoredResource(rtype, rid, version, now, False, content, current.pk), created=False)
 
     def _replace(self, current, version: int, now: datetime, content: bytes | None, *, deleted: bool) -> None:
         # Optimistic concurrency: only the writer that saw the current version may replace it.
@@ -616,9 +590,7 @@ def _nothing():
 
 
 def _stored(row) -> StoredResource:
-    return StoredResource(
-        row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.content, row.pk
-    )
+    return StoredResource(row.resource_type, row.id, row.version_id, row.last_updated, row.deleted, row.content, row.pk)
 
 
 def _query_text(params: list[tuple[str, str]]) -> str:

@@ -92,6 +92,8 @@ def parse(
             q.params.append((key, value))
             continue
         sp = known.get(name)
+        if sp is None and name.startswith("_"):
+            continue  # result parameters we do not implement (_elements, _contained ...) may be ignored
         if sp is None:
             if strict:
                 raise _bad(
@@ -107,9 +109,7 @@ def parse(
     return q
 
 
-def _control(
-    q: SearchQuery, name: str, value: str, known: dict[str, SearchParam], max_page_size: int
-) -> None:
+def _control(q: SearchQuery, name: str, value: str, known: dict[str, SearchParam], max_page_size: int) -> None:
     if name == "_count":
         if not value.isdigit():
             raise _bad("_count 应为非负整数", "_count must be a non-negative integer", "_count")
@@ -134,9 +134,7 @@ def _control(
     elif name in ("_include", "_revinclude"):
         parts = value.split(":")
         if len(parts) not in (2, 3):
-            raise _bad(
-                f"{name} 格式应为 类型:参数[:目标类型]", f"{name} must be Type:param[:TargetType]", name
-            )
+            raise _bad(f"{name} 格式应为 类型:参数[:目标类型]", f"{name} must be Type:param[:TargetType]", name)
         source, param = parts[0], parts[1]
         sp = params_for(source).get(param)
         if sp is None or sp.type != "reference":
@@ -151,9 +149,7 @@ def _control(
                 f"_include must start with {q.resource_type}",
                 name,
             )
-        q.includes.append(
-            Include(source, param, parts[2] if len(parts) == 3 else None, name == "_revinclude")
-        )
+        q.includes.append(Include(source, param, parts[2] if len(parts) == 3 else None, name == "_revinclude"))
 
 
 def _sort_column(key: str, known: dict[str, SearchParam], resource_type: str):
@@ -165,9 +161,7 @@ def _sort_column(key: str, known: dict[str, SearchParam], resource_type: str):
     if sp is None or sp.type == "reference":
         raise _bad(f"不能按 {key} 排序", f"Cannot sort {resource_type} by '{key}'", "_sort")
     table = INDEX_TABLES["quantity" if sp.type == "number" else sp.type]
-    value_col = {"string": "value", "token": "code", "date": "low", "quantity": "value", "number": "value"}[
-        sp.type
-    ]
+    value_col = {"string": "value", "token": "code", "date": "low", "quantity": "value", "number": "value"}[sp.type]
     return (
         select(func.min(table.c[value_col]))
         .where(table.c.resource_pk == resource.c.pk, table.c.param == sp.name)
@@ -180,10 +174,7 @@ def _column_condition(name: str, modifier: str, raw: str) -> ColumnElement:
     if name == "_id":
         return resource.c.id.in_(values)
     return or_(
-        *(
-            _date_condition(resource.c.last_updated, resource.c.last_updated, v, name, point=True)
-            for v in values
-        )
+        *(_date_condition(resource.c.last_updated, resource.c.last_updated, v, name, point=True) for v in values)
     )
 
 
@@ -197,15 +188,11 @@ def _indexed(sp: SearchParam, resource_type: str, tenant_id: int, cond: ColumnEl
     )
 
 
-def _param_condition(
-    sp: SearchParam, modifier: str, raw: str, resource_type: str, tenant_id: int
-) -> ColumnElement:
+def _param_condition(sp: SearchParam, modifier: str, raw: str, resource_type: str, tenant_id: int) -> ColumnElement:
     if modifier == "missing":
         present = resource.c.pk.in_(_indexed(sp, resource_type, tenant_id, true()))
         if raw not in ("true", "false"):
-            raise _bad(
-                f"{sp.name}:missing 应为 true 或 false", f"{sp.name}:missing must be true or false", sp.name
-            )
+            raise _bad(f"{sp.name}:missing 应为 true 或 false", f"{sp.name}:missing must be true or false", sp.name)
         return not_(present) if raw == "true" else present
     table = INDEX_TABLES["quantity" if sp.type == "number" else sp.type]
     alternatives = [_value_condition(sp, modifier, v, table) for v in _split_values(raw) if v != ""]
@@ -293,9 +280,7 @@ def _number_condition(sp: SearchParam, value: str, table) -> ColumnElement:
     if "|" in value:
         parts = value.split("|")
         if len(parts) != 3:
-            raise _bad(
-                f"{sp.name} 的取值应为 数值|系统|单位", f"'{sp.name}' must be number|system|code", sp.name
-            )
+            raise _bad(f"{sp.name} 的取值应为 数值|系统|单位", f"'{sp.name}' must be number|system|code", sp.name)
         number, system, code = parts
     prefix, number = _prefix(number)
     try:

@@ -68,9 +68,7 @@ def _element(resource_type: str, loc: tuple[Any, ...]) -> str:
 def validate(resource: Any, *, expected_type: str | None = None) -> None:
     """Raises InvalidResource naming the first offending element; returns quietly when valid."""
     if not isinstance(resource, dict):
-        raise InvalidResource(
-            "请求体应为 FHIR 资源（JSON 对象）", "The body must be a FHIR resource (a JSON object)"
-        )
+        raise InvalidResource("请求体应为 FHIR 资源（JSON 对象）", "The body must be a FHIR resource (a JSON object)")
     rtype = resource.get("resourceType")
     if not isinstance(rtype, str) or not rtype:
         raise InvalidResource("缺少 resourceType", "resourceType is missing", element="resourceType")
@@ -82,9 +80,7 @@ def validate(resource: Any, *, expected_type: str | None = None) -> None:
         )
     cls = model_class(rtype)
     if cls is None:
-        raise InvalidResource(
-            f"未知的资源类型 {rtype}", f"Unknown resource type {rtype}", element="resourceType"
-        )
+        raise InvalidResource(f"未知的资源类型 {rtype}", f"Unknown resource type {rtype}", element="resourceType")
     try:
         model = cls.model_validate(resource)
     except ValidationError as exc:

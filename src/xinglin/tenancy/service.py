@@ -110,9 +110,7 @@ def get_tenant(conn: Connection, code: str) -> Tenant:
 
 
 def list_tenants(conn: Connection) -> list[Tenant]:
-    codes = conn.execute(
-        select(tenant.c.code).where(tenant.c.active.is_(True)).order_by(tenant.c.id)
-    ).scalars()
+    codes = conn.execute(select(tenant.c.code).where(tenant.c.active.is_(True)).order_by(tenant.c.id)).scalars()
     return [get_tenant(conn, c) for c in list(codes)]
 
 
@@ -173,9 +171,7 @@ def create_user(
             .returning(user_account.c.id)
         ).scalar_one()
     except IntegrityError:
-        raise Conflict(
-            f"用户 {username} 已存在", f"User {username} already exists", element="username"
-        ) from None
+        raise Conflict(f"用户 {username} 已存在", f"User {username} already exists", element="username") from None
     audit.append(conn, [_admin_entry(actor, "create", t.id, f"user {username} role {role}")])
     return uid
 
@@ -195,9 +191,7 @@ def authenticate(
     The failure bookkeeping and its audit record are committed even though the sign-in fails.
     """
     with engine.begin() as conn:
-        outcome = _check_credentials(
-            conn, settings, tenant_code, username, password, client_address, clients_only
-        )
+        outcome = _check_credentials(conn, settings, tenant_code, username, password, client_address, clients_only)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
@@ -251,9 +245,7 @@ def _check_credentials(
         audit.append(conn, [entry])
         return failure
     if row.failed_logins or row.locked_until:
-        conn.execute(
-            update(user_account).where(user_account.c.id == row.id).values(failed_logins=0, locked_until=None)
-        )
+        conn.execute(update(user_account).where(user_account.c.id == row.id).values(failed_logins=0, locked_until=None))
     audit.append(conn, [entry])
     scopes = tuple(row.scopes.split()) if row.scopes else ROLE_SCOPES[row.role]
     return Principal(

@@ -55,9 +55,7 @@ def upgrade() -> None:
         sa.Column("last_updated", sa.DateTime(), nullable=False),
         sa.Column("method", sa.String(length=8), nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=True),
-        sa.PrimaryKeyConstraint(
-            "tenant_id", "resource_type", "id", "version_id", name=op.f("pk_resource_version")
-        ),
+        sa.PrimaryKeyConstraint("tenant_id", "resource_type", "id", "version_id", name=op.f("pk_resource_version")),
     )
     with op.batch_alter_table("resource_version", schema=None) as batch_op:
         batch_op.create_index(
@@ -88,9 +86,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "resource",
-        sa.Column(
-            "pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("pk", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("resource_type", sa.String(length=64), nullable=False),
         sa.Column("id", sa.String(length=64), nullable=False),
@@ -100,20 +96,14 @@ def upgrade() -> None:
         sa.Column("content", sa.LargeBinary(), nullable=True),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenant.id"], name=op.f("fk_resource_tenant_id_tenant")),
         sa.PrimaryKeyConstraint("pk", name=op.f("pk_resource")),
-        sa.UniqueConstraint(
-            "tenant_id", "resource_type", "id", name=op.f("uq_resource_tenant_id_resource_type_id")
-        ),
+        sa.UniqueConstraint("tenant_id", "resource_type", "id", name=op.f("uq_resource_tenant_id_resource_type_id")),
     )
     with op.batch_alter_table("resource", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_resource_type_updated", ["tenant_id", "resource_type", "last_updated"], unique=False
-        )
+        batch_op.create_index("ix_resource_type_updated", ["tenant_id", "resource_type", "last_updated"], unique=False)
 
     op.create_table(
         "user_account",
-        sa.Column(
-            "id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
-        ),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False),
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("username", sa.String(length=128), nullable=False),
         sa.Column("password_hash", sa.Text(), nullable=False),
@@ -168,9 +158,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("idx_quantity", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_idx_quantity_lookup", ["tenant_id", "resource_type", "param", "value"], unique=False
-        )
+        batch_op.create_index("ix_idx_quantity_lookup", ["tenant_id", "resource_type", "param", "value"], unique=False)
         batch_op.create_index("ix_idx_quantity_resource", ["resource_pk"], unique=False)
 
     op.create_table(
@@ -212,9 +200,7 @@ def upgrade() -> None:
         ),
     )
     with op.batch_alter_table("idx_string", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_idx_string_lookup", ["tenant_id", "resource_type", "param", "value"], unique=False
-        )
+        batch_op.create_index("ix_idx_string_lookup", ["tenant_id", "resource_type", "param", "value"], unique=False)
         batch_op.create_index("ix_idx_string_resource", ["resource_pk"], unique=False)
 
     op.create_table(
