@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     audit_lanes: int = Field(
         default=8, ge=1, le=256, description="Independent audit hash chains, so writers do not queue."
     )
+    sync_commit_reads: bool = Field(
+        default=False,
+        description="Flush the audit records of read-only requests to disk before answering (PostgreSQL). "
+        "Off: they are committed asynchronously, which a crash can cut short by a fraction of a second.",
+    )
     page_size: int = Field(default=20, ge=1, description="Default _count of a search.")
     max_page_size: int = Field(default=1000, ge=1, description="Largest _count honoured.")
     public_base_url: str | None = Field(

@@ -218,47 +218,92 @@ def _split_url(url: str) -> tuple[list[str], list[tuple[str, str]]]:
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
 
 
+def _in_entry(i: int, exc: XinglinError) -> XinglinError:
+    return type(exc)(
+        f"Bundle 第 {i} 个条目：{exc.zh}", f"Bundle entry {i}: {exc.en}", element=exc.element, status=exc.status
+    )
+
+
 def run_transaction(repo: Repository, bundle: Any, base: str) -> dict:
     """All entries in one unit of work: all succeed or none does (the caller's transaction rolls back)."""
     entries = _parse_entries(bundle, "transaction")
     mapping: dict[str, str] = {}
+    new_ids: dict[int, str] = {}
+    existing: dict[int, StoredResource] = {}
     # Server ids for new resources first, so every urn:uuid reference can be resolved before validation.
     for i, entry in enumerate(entries):
         request = entry["request"]
         full_url = entry.get("fullUrl")
-        if request["method"] == "POST":
-            rtype = entry["resource"].get("resourceType")
-            if request.get("ifNoneExist"):
-                try:
-                    existing = repo.find_one(rtype, request["ifNoneExist"])
-                except XinglinError as exc:
-                    raise _entry_error(i, exc.zh, exc.en, exc.element) from None
-                if existing is not None:
-                    entry["_existing"] = existing
-                    if full_url:
-                        mapping[full_url] = f"{rtype}/{existing.id}"
-                    continue
-            entry["_new_id"] = new_resource_id()
-            if full_url:
-                mapping[full_url] = f"{rtype}/{entry['_new_id']}"
+        if request["method"] != "POST":
+            continue
+        rtype = entry["resource"].get("resourceType")
+        if request.get("ifNoneExist"):
+            try:
+                match = repo.find_one(rtype, request["ifNoneExist"])
+            except XinglinError as exc:
+                raise _in_entry(i, exc) from None
+            if match is not None:
+                existing[i] = match
+                if full_url:
+                    mapping[full_url] = f"{rtype}/{match.id}"
+                continue
+        new_ids[i] = new_resource_id()
+        if full_url:
+            mapping[full_url] = f"{rtype}/{new_ids[i]}"
     results: list[EntryResult | None] = [None] * len(entries)
-    for i in sorted(range(len(entries)), key=lambda n: _ORDER[entries[n]["request"]["method"]]):
+    order = sorted(range(len(entries)), key=lambda n: _ORDER[entries[n]["request"]["method"]])
+    for i in order:
         entry = entries[i]
         try:
+            if i in new_ids:
+                continue  # created together below, right after the deletions
+            if i in existing:
+                res = existing[i]
+                results[i] = EntryResult(
+                    status="200 OK",
+                    location=f"{res.resource_type}/{res.id}/_history/{res.version_id}",
+                    etag=res.etag,
+                    last_modified=fhir_instant(res.last_updated),
+                )
+                continue
+            if entry["request"]["method"] != "DELETE" and new_ids and results[next(iter(new_ids))] is None:
+                _create_all(repo, entries, new_ids, mapping, results)
             results[i] = _run_entry(repo, entry, mapping, base)
         except XinglinError as exc:
-            raise type(exc)(
-                f"Bundle 第 {i} 个条目：{exc.zh}",
-                f"Bundle entry {i}: {exc.en}",
-                element=exc.element,
-                status=exc.status,
-            ) from None
+            raise _in_entry(i, exc) from None
+    if new_ids and results[next(iter(new_ids))] is None:
+        _create_all(repo, entries, new_ids, mapping, results)
     return {
         "resourceType": "Bundle",
         "id": new_resource_id(),
         "type": "transaction-response",
         "entry": [r.as_entry() for r in results if r is not None],
     }
+
+
+def _create_all(
+    repo: Repository, entries: list[dict], new_ids: dict[int, str], mapping: dict[str, str], results: list
+) -> None:
+    """The POST entries of a transaction, created with multi-row statements."""
+    items = []
+    for i in new_ids:
+        path, _ = _split_url(entries[i]["request"]["url"])
+        if len(path) != 1:
+            raise _in_entry(
+                i,
+                BadRequest(
+                    "POST 的 request.url 应为资源类型", "POST request.url must be a type", element="request.url"
+                ),
+            )
+        body = _rewrite_references(entries[i]["resource"], mapping) if mapping else entries[i]["resource"]
+        items.append((path[0], body, new_ids[i]))
+    try:
+        created = repo.create_many(items)
+    except XinglinError as exc:
+        index = list(new_ids)[getattr(exc, "item_index", 0)]
+        raise _in_entry(index, exc) from None
+    for i, result in zip(new_ids, created, strict=True):
+        results[i] = _written(result, "201 Created")
 
 
 def run_batch(unit_of_work, principal: Principal, bundle: Any, base: str, outcome) -> dict:
@@ -287,16 +332,9 @@ def _run_entry(repo: Repository, entry: dict, mapping: dict[str, str], base: str
         raise BadRequest("request.url 缺少资源类型", "request.url has no resource type", element="request.url")
     rtype = path[0]
     if method == "POST":
-        if "_existing" in entry:
-            res = entry["_existing"]
-            return EntryResult(
-                status="200 OK",
-                location=f"{rtype}/{res.id}/_history/{res.version_id}",
-                etag=res.etag,
-                last_modified=fhir_instant(res.last_updated),
-            )
         body = _rewrite_references(entry["resource"], mapping) if mapping else entry["resource"]
-        return _written(repo.create(body, rtype=rtype, rid=entry.get("_new_id")), "201 Created")
+        result = repo.create(body, rtype=rtype, if_none_exist=request.get("ifNoneExist"))
+        return _written(result, "201 Created" if result.created else "200 OK")
     if method == "PUT":
         if len(path) != 2 or not _ID.match(path[1]):
             raise BadRequest(

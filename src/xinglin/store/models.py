@@ -25,6 +25,13 @@ from xinglin.store.db import metadata
 
 PK = BigInteger().with_variant(Integer, "sqlite")  # SQLite only auto-increments INTEGER PRIMARY KEY
 
+
+def Key(length: int) -> String:
+    """A string compared byte-wise (code-point order) on every backend, so B-tree indexes serve prefix and
+    range searches and sorting is the same on SQLite and PostgreSQL."""
+    return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
 resource = Table(
     "resource",
     metadata,
@@ -70,14 +77,14 @@ def _index_table(name: str, *value_columns: Column, lookup: tuple[str, ...]) -> 
 
 idx_string = _index_table(
     "idx_string",
-    Column("value", String(512), nullable=False),  # case-folded, full-width folded, for matching
-    Column("exact", String(512), nullable=False),  # as written, for :exact
+    Column("value", Key(512), nullable=False),  # case-folded, full-width folded, for matching
+    Column("exact", Key(512), nullable=False),  # as written, for :exact
     lookup=("value",),
 )
 idx_token = _index_table(
     "idx_token",
-    Column("system", String(256), nullable=True),
-    Column("code", String(256), nullable=False),
+    Column("system", Key(256), nullable=True),
+    Column("code", Key(256), nullable=False),
     lookup=("code", "system"),
 )
 idx_date = _index_table(

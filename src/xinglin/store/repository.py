@@ -19,7 +19,15 @@ from sqlalchemy.exc import IntegrityError
 
 from xinglin.core.clock import fhir_instant, utcnow
 from xinglin.core.config import Settings, get_settings
-from xinglin.core.errors import BadRequest, Conflict, Forbidden, Gone, NotFound, PreconditionFailed
+from xinglin.core.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    PreconditionFailed,
+    XinglinError,
+)
 from xinglin.core.ids import new_resource_id
 from xinglin.security.policy import Access, authorize, in_compartment
 from xinglin.security.principal import Principal
@@ -106,6 +114,11 @@ class Store:
             with self.engine.begin() as conn:
                 repo.conn = conn
                 yield repo
+                if not repo.wrote and conn.dialect.name == "postgresql" and not self.settings.sync_commit_reads:
+                    # Nothing clinical changed: only read audit records are written. Committing them
+                    # asynchronously spares a disk flush per read; a database crash can lose at most the
+                    # last fraction of a second of read records, and never a clinical write.
+                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
                 audit.append(conn, repo.audit_entries)
         except Forbidden:
             if repo.denials:
@@ -121,6 +134,7 @@ class Repository:
         self.settings = settings
         self.audit_entries: list[audit.AuditEntry] = []
         self.denials: list[audit.AuditEntry] = []
+        self.wrote = False
 
     # --- policy and audit ---------------------------------------------------------------------------
 
@@ -411,47 +425,95 @@ class Repository:
         )
 
     def create(
-        self,
-        body: dict,
-        *,
-        rtype: str | None = None,
-        if_none_exist: str | None = None,
-        rid: str | None = None,
+        self, body: dict, *, rtype: str | None = None, if_none_exist: str | None = None, rid: str | None = None
     ) -> WriteResult:
         rtype = rtype or (body.get("resourceType") if isinstance(body, dict) else None) or ""
-        access = self._authorize("create", rtype)
-        validate(body, expected_type=rtype)
         if if_none_exist:
+            self._authorize("create", rtype)
             existing = self.find_one(rtype, if_none_exist)
             if existing is not None:
                 return WriteResult(existing, created=False)
-        client_chosen_id = rid is not None
-        rid = rid or new_resource_id()
+        return self.create_many([(rtype, body, rid)], client_chosen_id=rid is not None)[0]
+
+    def create_many(
+        self, items: list[tuple[str, dict, str | None]], *, client_chosen_id: bool = False
+    ) -> list[WriteResult]:
+        """Creates resources with a few multi-row statements: the fast path of transactions and imports.
+
+        Each item is (resource type, body, id or None for a new server id). All are validated first, so
+        nothing is written unless every one is valid.
+        """
         now = utcnow().replace(tzinfo=None)
-        content, rows = self._prepare(rtype, body, rid, 1, now)
-        self._check_new_content(access, rtype, rid, rows, "create")
+        prepared = []
+        for n, (rtype, body, rid) in enumerate(items):
+            try:
+                access = self._authorize("create", rtype)
+                validate(body, expected_type=rtype)
+                rid = rid or new_resource_id()
+                content, rows = self._prepare(rtype, body, rid, 1, now)
+                self._check_new_content(access, rtype, rid, rows, "create")
+            except XinglinError as exc:
+                exc.item_index = n  # which item failed, for callers that report positions
+                raise
+            prepared.append((rtype, rid, content, rows))
+        if not prepared:
+            return []
+        tenant = self.principal.tenant_id
+        resource_rows = [
+            {
+                "tenant_id": tenant,
+                "resource_type": t,
+                "id": i,
+                "version_id": 1,
+                "last_updated": now,
+                "deleted": False,
+                "content": c,
+            }
+            for t, i, c, _ in prepared
+        ]
         try:
             # A client-chosen id may race another PUT; a savepoint keeps PostgreSQL's transaction usable.
             with self.conn.begin_nested() if client_chosen_id else _nothing():
-                pk = self.conn.execute(
-                    insert(resource)
-                    .values(
-                        tenant_id=self.principal.tenant_id,
-                        resource_type=rtype,
-                        id=rid,
-                        version_id=1,
-                        last_updated=now,
-                        deleted=False,
-                        content=content,
+                pks = (
+                    self.conn.execute(
+                        insert(resource).returning(resource.c.pk, sort_by_parameter_order=True), resource_rows
                     )
-                    .returning(resource.c.pk)
-                ).scalar_one()
+                    .scalars()
+                    .all()
+                )
         except IntegrityError:
-            raise Conflict(f"{rtype}/{rid} 已存在", f"{rtype}/{rid} already exists") from None
-        self._version_row(rtype, rid, 1, now, "POST", content)
-        self._write_index(pk, rtype, rows)
-        self._record("create", rtype, rid, 1)
-        return WriteResult(StoredResource(rtype, rid, 1, now, False, content, pk), created=True)
+            ids = ", ".join(f"{t}/{i}" for t, i, _, _ in prepared[:3])
+            raise Conflict(f"{ids} 已存在", f"{ids} already exists") from None
+        self.conn.execute(
+            insert(resource_version),
+            [
+                {
+                    "tenant_id": tenant,
+                    "resource_type": t,
+                    "id": i,
+                    "version_id": 1,
+                    "last_updated": now,
+                    "method": "POST",
+                    "content": c,
+                }
+                for t, i, c, _ in prepared
+            ],
+        )
+        index: dict[str, list[dict]] = {kind: [] for kind in INDEX_TABLES}
+        for pk, (rtype, _, _, rows) in zip(pks, prepared, strict=True):
+            for kind, entries in rows.items():
+                for entry in entries:
+                    entry.update(resource_pk=pk, tenant_id=tenant, resource_type=rtype)
+                index[kind].extend(entries)
+        for kind, entries in index.items():
+            if entries:
+                self.conn.execute(insert(INDEX_TABLES[kind]), entries)
+        self.wrote = True
+        results = []
+        for pk, (rtype, rid, content, _) in zip(pks, prepared, strict=True):
+            self._record("create", rtype, rid, 1)
+            results.append(WriteResult(StoredResource(rtype, rid, 1, now, False, content, pk), created=True))
+        return results
 
     def find_one(self, rtype: str, query: str) -> StoredResource | None:
         from urllib.parse import parse_qsl
@@ -502,6 +564,7 @@ class Repository:
         self._replace(current, version, now, content, deleted=False)
         self._version_row(rtype, rid, version, now, "PUT", content)
         self._write_index(current.pk, rtype, rows)
+        self.wrote = True
         self._record("update", rtype, rid, version)
         return WriteResult(StoredResource(rtype, rid, version, now, False, content, current.pk), created=False)
 
@@ -533,6 +596,7 @@ class Repository:
         now = utcnow().replace(tzinfo=None)
         self._replace(current, version, now, None, deleted=True)
         self._version_row(rtype, rid, version, now, "DELETE", None)
+        self.wrote = True
         self._record("delete", rtype, rid, version)
         return StoredResource(rtype, rid, version, now, True, None, current.pk)
 

@@ -211,7 +211,9 @@ def _value_condition(sp: SearchParam, modifier: str, value: str, table) -> Colum
             return table.c.value.like("%" + _like_escape(fold(value)) + "%", escape="\\")
         if modifier:
             raise _unsupported_modifier(sp, modifier)
-        return table.c.value.like(_like_escape(fold(value)) + "%", escape="\\")
+        # "starts with" as a range, which a B-tree index serves on both backends (LIKE needs special indexes)
+        prefix = fold(value)
+        return and_(table.c.value >= prefix, table.c.value < prefix + "\U0010ffff")
     if t == "token":
         if modifier not in ("", "not"):
             raise _unsupported_modifier(sp, modifier)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 12:52:31.356815
+Create Date: 2026-11-25 13:07:05.778383
 """
 
 import sqlalchemy as sa
@@ -129,10 +129,7 @@ def upgrade() -> None:
         sa.Column("low", sa.DateTime(), nullable=False),
         sa.Column("high", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["resource_pk"],
-            ["resource.pk"],
-            name=op.f("fk_idx_date_resource_pk_resource"),
-            ondelete="CASCADE",
+            ["resource_pk"], ["resource.pk"], name=op.f("fk_idx_date_resource_pk_resource"), ondelete="CASCADE"
         ),
     )
     with op.batch_alter_table("idx_date", schema=None) as batch_op:
@@ -151,10 +148,7 @@ def upgrade() -> None:
         sa.Column("system", sa.String(length=256), nullable=True),
         sa.Column("code", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
-            ["resource_pk"],
-            ["resource.pk"],
-            name=op.f("fk_idx_quantity_resource_pk_resource"),
-            ondelete="CASCADE",
+            ["resource_pk"], ["resource.pk"], name=op.f("fk_idx_quantity_resource_pk_resource"), ondelete="CASCADE"
         ),
     )
     with op.batch_alter_table("idx_quantity", schema=None) as batch_op:
@@ -170,17 +164,12 @@ def upgrade() -> None:
         sa.Column("target_type", sa.String(length=64), nullable=True),
         sa.Column("target_id", sa.String(length=256), nullable=False),
         sa.ForeignKeyConstraint(
-            ["resource_pk"],
-            ["resource.pk"],
-            name=op.f("fk_idx_reference_resource_pk_resource"),
-            ondelete="CASCADE",
+            ["resource_pk"], ["resource.pk"], name=op.f("fk_idx_reference_resource_pk_resource"), ondelete="CASCADE"
         ),
     )
     with op.batch_alter_table("idx_reference", schema=None) as batch_op:
         batch_op.create_index(
-            "ix_idx_reference_lookup",
-            ["tenant_id", "resource_type", "param", "target_id", "target_type"],
-            unique=False,
+            "ix_idx_reference_lookup", ["tenant_id", "resource_type", "param", "target_id", "target_type"], unique=False
         )
         batch_op.create_index("ix_idx_reference_resource", ["resource_pk"], unique=False)
 
@@ -190,13 +179,18 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("resource_type", sa.String(length=64), nullable=False),
         sa.Column("param", sa.String(length=64), nullable=False),
-        sa.Column("value", sa.String(length=512), nullable=False),
-        sa.Column("exact", sa.String(length=512), nullable=False),
+        sa.Column(
+            "value",
+            sa.String(length=512).with_variant(sa.String(length=512, collation="C"), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "exact",
+            sa.String(length=512).with_variant(sa.String(length=512, collation="C"), "postgresql"),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
-            ["resource_pk"],
-            ["resource.pk"],
-            name=op.f("fk_idx_string_resource_pk_resource"),
-            ondelete="CASCADE",
+            ["resource_pk"], ["resource.pk"], name=op.f("fk_idx_string_resource_pk_resource"), ondelete="CASCADE"
         ),
     )
     with op.batch_alter_table("idx_string", schema=None) as batch_op:
@@ -209,13 +203,18 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Integer(), nullable=False),
         sa.Column("resource_type", sa.String(length=64), nullable=False),
         sa.Column("param", sa.String(length=64), nullable=False),
-        sa.Column("system", sa.String(length=256), nullable=True),
-        sa.Column("code", sa.String(length=256), nullable=False),
+        sa.Column(
+            "system",
+            sa.String(length=256).with_variant(sa.String(length=256, collation="C"), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "code",
+            sa.String(length=256).with_variant(sa.String(length=256, collation="C"), "postgresql"),
+            nullable=False,
+        ),
         sa.ForeignKeyConstraint(
-            ["resource_pk"],
-            ["resource.pk"],
-            name=op.f("fk_idx_token_resource_pk_resource"),
-            ondelete="CASCADE",
+            ["resource_pk"], ["resource.pk"], name=op.f("fk_idx_token_resource_pk_resource"), ondelete="CASCADE"
         ),
     )
     with op.batch_alter_table("idx_token", schema=None) as batch_op:
