@@ -60,3 +60,10 @@ def is_sqlite(engine: Engine) -> bool:
 @lru_cache
 def get_engine() -> Engine:
     return make_engine(get_settings().database_url)
+
+
+def analyze(engine: Engine) -> None:
+    """Refreshes the planner's statistics; worth running after a bulk load (autovacuum does it later)."""
+    with engine.connect() as conn:
+        conn.exec_driver_sql("ANALYZE")
+        conn.commit()

@@ -114,12 +114,10 @@ class Store:
             with self.engine.begin() as conn:
                 repo.conn = conn
                 yield repo
-                if not repo.wrote and conn.dialect.name == "postgresql" and not self.settings.sync_commit_reads:
-                    # Nothing clinical changed: only read audit records are written. Committing them
-                    # asynchronously spares a disk flush per read; a database crash can lose at most the
-                    # last fraction of a second of read records, and never a clinical write.
-                    conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
-                audit.append(conn, repo.audit_entries)
+                # When nothing clinical changed, only read records are written: committing them without
+                # waiting for the disk spares a flush per read; a database crash can lose at most the last
+                # fraction of a second of read records, never a clinical write.
+                audit.append(conn, repo.audit_entries, synchronous=repo.wrote or self.settings.sync_commit_reads)
         except Forbidden:
             if repo.denials:
                 with self.engine.begin() as conn:
