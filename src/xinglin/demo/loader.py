@@ -39,6 +39,7 @@ from xinglin.core.config import Settings
 from xinglin.core.errors import Conflict, NotFound
 from xinglin.security.principal import system_principal
 from xinglin.store import bundles
+from xinglin.store.db import analyze
 from xinglin.store.repository import Repository, Store
 from xinglin.tenancy import service as tenancy
 
@@ -1269,6 +1270,7 @@ def load_demo(
                 with store.unit_of_work(principal) as repo:
                     _count(bundles.run_transaction(repo, bundle, base), counts)
                 progress.advance(task, len(chunk))
+        analyze(engine)  # fresh statistics, so the first searches get good plans
 
     with store.unit_of_work(principal) as repo:
         hospital = _find_hospital(repo)
