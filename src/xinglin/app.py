@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import traceback
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -63,6 +64,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):
-        # Log the type only: messages of unexpected errors may carry clinical data.
-        log.error("unexpected error %s", type(exc).__name__, exc_info=False)
+        # Log the type and where it happened, not the message: messages may carry clinical data.
+        frames = traceback.extract_tb(exc.__traceback__)[-6:]
+        where = " <- ".join(f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} {f.name}" for f in reversed(frames))
+        log.error("unexpected %s at %s", type(exc).__name__, where)
         return outcome_response(XinglinError("服务器内部错误", "Internal server error", status=500))

@@ -89,7 +89,7 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     value = request.query_params.get(name)
     if value is None:
         return default
-    if not value.isdigit():
+    if not value.isdigit() or len(value) > 12:
         raise BadRequest(f"{name} 应为非负整数", f"{name} must be a non-negative integer", element=name)
     return int(value)
 
@@ -213,7 +213,7 @@ def read(rtype: str, rid: str, request: Request, store: StoreDep, principal: Cur
 
 def _read_audit_event(request: Request, store, principal, rid: str) -> Response:
     lane, _, seq = rid.partition("-")
-    if not (lane.isdigit() and seq.isdigit()):
+    if not (lane.isdigit() and seq.isdigit() and len(lane) < 10 and len(seq) < 19):
         raise NotFound(f"未找到 AuditEvent/{rid}", f"AuditEvent/{rid} was not found")
     with store.unit_of_work(principal) as repo:
         event = repo.audit_event(int(lane), int(seq))
@@ -253,7 +253,7 @@ def instance_history(rtype: str, rid: str, request: Request, store: StoreDep, pr
 
 @router.get("/{rtype}/{rid}/_history/{vid}")
 def vread(rtype: str, rid: str, vid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
-    if not vid.isdigit():
+    if not vid.isdigit() or len(vid) > 9:
         raise NotFound(f"版本号 {vid} 无效", f"Version '{vid}' is not valid")
     with store.unit_of_work(principal) as repo:
         res = repo.vread(rtype, rid, int(vid))

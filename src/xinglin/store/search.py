@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
@@ -111,11 +110,11 @@ def parse(
 
 def _control(q: SearchQuery, name: str, value: str, known: dict[str, SearchParam], max_page_size: int) -> None:
     if name == "_count":
-        if not value.isdigit():
+        if not value.isdigit() or len(value) > 12:
             raise _bad("_count 应为非负整数", "_count must be a non-negative integer", "_count")
         q.count = min(int(value), max_page_size)
     elif name == "_offset":
-        if not value.isdigit():
+        if not value.isdigit() or len(value) > 12:
             raise _bad("_offset 应为非负整数", "_offset must be a non-negative integer", "_offset")
         q.offset = int(value)
     elif name == "_summary":
@@ -287,6 +286,8 @@ def _number_condition(sp: SearchParam, value: str, table) -> ColumnElement:
     prefix, number = _prefix(number)
     try:
         dec = Decimal(number)
+        if not dec.is_finite():
+            raise InvalidOperation
     except InvalidOperation:
         raise _bad(
             f"{sp.name} 的取值“{number}”不是数字", f"'{number}' is not a number for {sp.name}", sp.name
@@ -347,6 +348,3 @@ def compartment_condition(resource_type: str, patient_id: str, tenant_id: int) -
         )
     )
 
-
-def as_naive(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=None)

@@ -92,8 +92,11 @@ def validate(resource: Any, *, expected_type: str | None = None) -> None:
             f"Invalid resource: {element}: {err.get('msg')}",
             element=element,
         ) from None
-    except (TypeError, ValueError) as exc:  # fhir_core raises plain errors for some malformed shapes
-        raise InvalidResource(f"资源内容无效：{rtype}", f"Invalid resource: {exc}", element=rtype) from None
+    except (TypeError, ValueError, KeyError, AttributeError, RecursionError) as exc:
+        # fhir_core raises plain errors for some malformed shapes (e.g. an unknown contained resource type)
+        raise InvalidResource(
+            f"资源内容无效：{rtype}", f"Invalid resource {rtype}: {type(exc).__name__} {exc}"[:300], element=rtype
+        ) from None
     _check_bindings(model, rtype)
 
 

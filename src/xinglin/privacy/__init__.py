@@ -1,0 +1,1 @@
+"""Privacy controls under PIPL: consent, data-subject requests, de-identification."""

@@ -1,0 +1,376 @@
+"""Loading and compiling the triage knowledge files (package data under ``knowledge/``).
+
+The files are reviewed by clinicians; this module checks them strictly when it loads them (unknown
+department codes, unknown concept names, non-text terms) so that a typo fails loudly at start-up rather
+than silently missing a red flag.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from xinglin.triage.models import DEPARTMENTS, RED_FLAG_CODES, VITAL_FIELDS
+
+KNOWLEDGE_DIR = Path(__file__).parent / "knowledge"
+_ASCII_ALNUM = re.compile(r"[a-z0-9]")
+
+try:  # the C loader is ~10x faster; fall back to pure Python where libyaml is missing
+    _Loader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover
+    _Loader = yaml.SafeLoader
+
+
+class KnowledgeError(ValueError):
+    """A knowledge file is malformed (raised at load time, never while assessing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: str  # concept | part | quality | atom | modifier | ignore | dept | cue_strong | cue_weak | terminator
+    id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    start: int
+    end: int
+    term: str
+    entries: tuple[Entry, ...]
+
+
+class TermIndex:
+    """Exact-term finder: a dict of terms plus, per first character, the term lengths to try.
+
+    Terms that begin or end with a Latin letter or digit only match on word boundaries, so that
+    "ear" is not found in "year" while "查hpv" still finds "hpv".
+    """
+
+    def __init__(self) -> None:
+        self.terms: dict[str, list[Entry]] = {}
+        self._lengths: dict[str, tuple[int, ...]] = {}
+
+    def add(self, term: str, entry: Entry) -> None:
+        entries = self.terms.setdefault(term, [])
+        if entry not in entries:
+            entries.append(entry)
+
+    def finish(self) -> None:
+        lengths: dict[str, set[int]] = {}
+        for term in self.terms:
+            lengths.setdefault(term[0], set()).add(len(term))
+        self._lengths = {ch: tuple(sorted(ls, reverse=True)) for ch, ls in lengths.items()}
+        self._frozen = {t: tuple(es) for t, es in self.terms.items()}
+
+    def scan(self, text: str) -> list[Match]:
+        out: list[Match] = []
+        n = len(text)
+        lengths, terms = self._lengths, self._frozen
+        for i, ch in enumerate(text):
+            lens = lengths.get(ch)
+            if not lens:
+                continue
+            if _ASCII_ALNUM.match(ch) and i > 0 and _ASCII_ALNUM.match(text[i - 1]):
+                continue  # inside a Latin word
+            for length in lens:
+                end = i + length
+                if end > n:
+                    continue
+                term = text[i:end]
+                entries = terms.get(term)
+                if entries is None:
+                    continue
+                if end < n and _ASCII_ALNUM.match(term[-1]) and _ASCII_ALNUM.match(text[end]):
+                    continue
+                out.append(Match(i, end, term, entries))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Concept:
+    id: str
+    kind: str  # concept | part | quality | atom | modifier
+    dept: dict[str, float] = field(default_factory=dict)
+    level: int = 4
+    tags: frozenset[str] = frozenset()
+    free_parts: frozenset[str] | None = None  # atoms: only count when not attached to other parts
+
+
+@dataclass(frozen=True, slots=True)
+class FlagRule:
+    code: str | None
+    level: int
+    dept: str
+    groups: tuple[tuple[str, ...], ...]
+    unless: tuple[str, ...] = ()
+    current: bool = False
+    age_lt: float | None = None
+    age_ge: float | None = None
+    pregnant: bool | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Threshold:
+    op: str
+    value: float
+
+    def test(self, x: float) -> bool:
+        return {
+            "<": x < self.value,
+            "<=": x <= self.value,
+            ">": x > self.value,
+            ">=": x >= self.value,
+        }[self.op]
+
+
+@dataclass
+class Knowledge:
+    semantic: TermIndex
+    modifiers: TermIndex
+    cues: TermIndex
+    icd: TermIndex
+    concepts: dict[str, Concept]
+    compose: dict[str, dict[str, str]]
+    orphans: dict[str, str]
+    flags: list[FlagRule]
+    vitals: dict[str, dict[int, list[Threshold]]]
+    population: dict[str, Any]
+    typos_zh: list[tuple[str, str]]
+    typos_en: dict[str, str]
+    typo_phrases_en: list[tuple[re.Pattern[str], str]]
+    en_vocab: frozenset[str]
+    en_common: frozenset[str]
+    en_deletes: dict[str, str]
+    icd_dept: dict[str, str]
+    dept_alias: dict[str, str]
+    scope: dict[str, int]
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _norm(term: Any, where: str) -> str:
+    if not isinstance(term, str):
+        raise KnowledgeError(f"{where}: term {term!r} is not text (quote it in YAML)")
+    out = unicodedata.normalize("NFKC", term).lower().replace("\u2019", "'").strip()
+    if not out:
+        raise KnowledgeError(f"{where}: empty term")
+    return out
+
+
+def _dept_weights(raw: Any, where: str) -> dict[str, float]:
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise KnowledgeError(f"{where}: dept must be a mapping")
+    out: dict[str, float] = {}
+    for code, weight in raw.items():
+        if not isinstance(code, str) or code not in DEPARTMENTS:
+            raise KnowledgeError(f"{where}: unknown department {code!r} (quote codes: \"03.04\")")
+        out[code] = float(weight)
+    return out
+
+
+def _load_yaml(name: str) -> Any:
+    return yaml.load((KNOWLEDGE_DIR / name).read_text("utf-8"), Loader=_Loader)
+
+
+def _parse_threshold(text: str, where: str) -> Threshold:
+    m = re.fullmatch(r"\s*(<=|>=|<|>)\s*(-?\d+(?:\.\d+)?)\s*", str(text))
+    if not m:
+        raise KnowledgeError(f"{where}: bad threshold {text!r}")
+    return Threshold(m.group(1), float(m.group(2)))
+
+
+def _edits1_deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+@lru_cache(maxsize=1)
+def load() -> Knowledge:
+    """Load and compile every knowledge file once per process."""
+    lex = _load_yaml("lexicon.yaml")
+    rf = _load_yaml("red_flags.yaml")
+    semantic, modifiers, cues, icd = TermIndex(), TermIndex(), TermIndex(), TermIndex()
+    concepts: dict[str, Concept] = {}
+    en_words: set[str] = set()
+
+    def register(cid: str, concept: Concept, body: dict[str, Any], index: TermIndex, where: str) -> None:
+        if cid in concepts:
+            raise KnowledgeError(f"{where}: duplicate name {cid!r}")
+        concepts[cid] = concept
+        entry = Entry(concept.kind, cid)
+        for lang in ("zh", "en"):
+            for raw in body.get(lang) or []:
+                term = _norm(raw, f"{where}.{lang}")
+                index.add(term, entry)
+                if lang == "en":
+                    en_words.update(re.findall(r"[a-z]+", term))
+
+    for section, kind in (("parts", "part"), ("qualities", "quality"), ("concepts", "concept")):
+        for cid, body in (lex.get(section) or {}).items():
+            where = f"lexicon.{section}.{cid}"
+            concept = Concept(
+                id=cid,
+                kind=kind,
+                dept=_dept_weights(body.get("dept"), where),
+                level=int(body.get("level", 4)),
+                tags=frozenset(body.get("tags") or ()),
+            )
+            register(cid, concept, body, semantic, where)
+    for cid, body in (lex.get("modifiers") or {}).items():
+        register(cid, Concept(id=cid, kind="modifier"), body, modifiers, f"lexicon.modifiers.{cid}")
+    for cid, body in (rf.get("atoms") or {}).items():
+        free = body.get("free_parts")
+        concept = Concept(id=cid, kind="atom", free_parts=frozenset(free) if free is not None else None)
+        register(cid, concept, body, semantic, f"red_flags.atoms.{cid}")
+
+    ignore = lex.get("ignore") or {}
+    for lang in ("zh", "en"):
+        for raw in ignore.get(lang) or []:
+            semantic.add(_norm(raw, f"lexicon.ignore.{lang}"), Entry("ignore", "ignore"))
+
+    dept_alias: dict[str, str] = {}
+    for code, terms in (lex.get("dept_aliases") or {}).items():
+        if code not in DEPARTMENTS:
+            raise KnowledgeError(f"lexicon.dept_aliases: unknown department {code!r}")
+        for raw in [DEPARTMENTS[code].name, *(terms or [])]:
+            term = _norm(raw, f"lexicon.dept_aliases.{code}")
+            dept_alias[term] = code
+            semantic.add(term, Entry("dept", code))
+
+    neg = lex.get("negation") or {}
+    for kind, key in (("cue_strong", "strong"), ("cue_weak", "weak"), ("terminator", "terminators")):
+        for lang in ("zh", "en"):
+            for raw in (neg.get(key) or {}).get(lang) or []:
+                cues.add(_norm(raw, f"lexicon.negation.{key}"), Entry(kind, lang))
+    scope = {k: int(v) for k, v in (neg.get("scope") or {"zh": 14, "en": 45, "weak": 2}).items()}
+
+    parts = {c.id for c in concepts.values() if c.kind == "part"}
+    qualities = {c.id for c in concepts.values() if c.kind == "quality"}
+    compose: dict[str, dict[str, str]] = {}
+    for part, mapping in (lex.get("compose") or {}).items():
+        if part not in parts:
+            raise KnowledgeError(f"lexicon.compose: unknown part {part!r}")
+        for quality, target in (mapping or {}).items():
+            if quality not in qualities or target not in concepts:
+                raise KnowledgeError(f"lexicon.compose.{part}: unknown {quality!r} or {target!r}")
+        compose[part] = dict(mapping or {})
+    orphans = dict(lex.get("orphans") or {})
+    for quality, target in orphans.items():
+        if quality not in qualities or target not in concepts:
+            raise KnowledgeError(f"lexicon.orphans: unknown {quality!r} or {target!r}")
+
+    flags: list[FlagRule] = []
+    for i, body in enumerate(rf.get("flags") or []):
+        where = f"red_flags.flags[{i}]"
+        code = body.get("code")
+        if code is not None and code not in RED_FLAG_CODES:
+            raise KnowledgeError(f"{where}: unknown red-flag code {code!r}")
+        groups = body.get("all") or ([body["any"]] if body.get("any") else [])
+        if not groups:
+            raise KnowledgeError(f"{where}: needs `all` or `any`")
+        for name in [n for g in groups for n in g] + list(body.get("unless") or []):
+            if name not in concepts:
+                raise KnowledgeError(f"{where}: unknown concept {name!r}")
+        dept = str(body.get("dept", "20"))
+        if dept not in DEPARTMENTS:
+            raise KnowledgeError(f"{where}: unknown department {dept!r}")
+        level = int(body.get("level", 2))
+        if code is not None and level > 2:
+            raise KnowledgeError(f"{where}: a red flag must be level 1 or 2")
+        flags.append(
+            FlagRule(
+                code=code,
+                level=level,
+                dept=dept,
+                groups=tuple(tuple(g) for g in groups),
+                unless=tuple(body.get("unless") or ()),
+                current=bool(body.get("current", False)),
+                age_lt=body.get("age_lt"),
+                age_ge=body.get("age_ge"),
+                pregnant=body.get("pregnant"),
+            )
+        )
+
+    vitals: dict[str, dict[int, list[Threshold]]] = {}
+    for name, levels in (_load_yaml("vitals.yaml") or {}).items():
+        if name not in VITAL_FIELDS:
+            raise KnowledgeError(f"vitals.yaml: unknown vital sign {name!r}")
+        vitals[name] = {
+            int(lvl): [_parse_threshold(t, f"vitals.{name}.{lvl}") for t in conds] for lvl, conds in levels.items()
+        }
+
+    typos = _load_yaml("typos.yaml") or {}
+    typos_zh = sorted(((str(k), str(v)) for k, v in (typos.get("zh") or {}).items()), key=lambda kv: -len(kv[0]))
+    typos_en: dict[str, str] = {}
+    typo_phrases_en: list[tuple[re.Pattern[str], str]] = []
+    for k, v in (typos.get("en") or {}).items():  # noqa: B007 - rebinding k, v on purpose
+        k, v = str(k).lower(), str(v).lower()
+        if " " in k:
+            typo_phrases_en.append((re.compile(r"\b" + re.escape(k) + r"\b"), v))
+        else:
+            typos_en[k] = v
+    # Vocabulary for cheap spelling correction of English words (one edit, same first letter).
+    en_vocab = frozenset(w for w in en_words if len(w) >= 4)
+    en_deletes: dict[str, str] = {}
+    ambiguous: set[str] = set()
+    for word in sorted(en_vocab):
+        if len(word) < 5:
+            continue
+        for d in {word, *_edits1_deletes(word)}:
+            if d in en_deletes and en_deletes[d] != word:
+                ambiguous.add(d)
+            en_deletes.setdefault(d, word)
+    for d in ambiguous:
+        en_deletes.pop(d, None)
+
+    icd_dept: dict[str, str] = {}
+    icd_path = KNOWLEDGE_DIR / "icd_diseases.json"
+    if icd_path.is_file():
+        data = json.loads(icd_path.read_text("utf-8"))
+        for code, names in data.get("departments", {}).items():
+            if code not in DEPARTMENTS:
+                raise KnowledgeError(f"icd_diseases.json: unknown department {code!r}")
+            for name in names:
+                if name not in semantic.terms:
+                    icd_dept[name] = code
+                    icd.add(name, Entry("icd", code))
+
+    for index in (semantic, modifiers, cues, icd):
+        index.finish()
+    population = _load_yaml("population.yaml") or {}
+    return Knowledge(
+        semantic=semantic,
+        modifiers=modifiers,
+        cues=cues,
+        icd=icd,
+        concepts=concepts,
+        compose=compose,
+        orphans=orphans,
+        flags=flags,
+        vitals=vitals,
+        population=population,
+        typos_zh=typos_zh,
+        typos_en=typos_en,
+        typo_phrases_en=typo_phrases_en,
+        en_vocab=en_vocab,
+        en_common=frozenset(str(w).lower() for w in typos.get("en_common") or []),
+        en_deletes=en_deletes,
+        icd_dept=icd_dept,
+        dept_alias=dept_alias,
+        scope=scope,
+        stats={
+            "terms": len(semantic.terms),
+            "modifier_terms": len(modifiers.terms),
+            "icd_names": len(icd_dept),
+            "concepts": len(concepts),
+            "flag_rules": len(flags),
+        },
+    )
