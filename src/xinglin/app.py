@@ -14,6 +14,7 @@ from xinglin.core.config import Settings, get_settings
 from xinglin.core.errors import BadRequest, MethodNotAllowed, NotFound, XinglinError
 from xinglin.fhir import api as fhir_api
 from xinglin.fhir.outcome import outcome_response
+from xinglin.privacy import api as privacy_api
 from xinglin.security import api as auth_api
 from xinglin.security.keys import signing_key
 from xinglin.store.db import make_engine
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(auth_api.router)
     app.include_router(fhir_api.router)
+    app.include_router(privacy_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

@@ -157,6 +157,16 @@ def demo_data(
     load_demo(_engine(), get_settings(), tenant, patients=patients, seed=seed, console=console)
 
 
+def _register_engines() -> None:
+    # Engines with their own command modules; imported here so `xinglin --help` lists them.
+    from xinglin.privacy.deid.cli import deid_command
+
+    app.command("deid")(deid_command)
+
+
+_register_engines()
+
+
 def main() -> None:
     try:
         app()

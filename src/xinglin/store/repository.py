@@ -202,6 +202,10 @@ class Repository:
         )
         return in_compartment(access.compartment_patient, row.resource_type, row.id, list(refs))
 
+    def record_event(self, action: str, detail: str | None = None) -> None:
+        """Audits an action on data the caller supplied rather than stored data (e.g. de-identifying text)."""
+        self._record(action, None, detail=detail)
+
     # --- reads --------------------------------------------------------------------------------------
 
     def _current(self, rtype: str, rid: str, *, lock: bool = False):
