@@ -13,10 +13,13 @@ import argparse
 import asyncio
 import os
 import random
+import re
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +27,7 @@ import orjson
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from loadgen import Connection, Stats, run, timed  # noqa: E402
+from loadgen import Connection, Stats, run, timed
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -69,37 +72,108 @@ def worker_rss_mb(parent_pid: int) -> list[float]:
     return out
 
 
+def wrk_run(
+    port: int, path: str, seconds: float, connections: int, token: str | None = None, ids: list[str] | None = None
+) -> dict | None:
+    """GET load from wrk (C, cheap on the shared CPU) when it is installed; None otherwise."""
+    if shutil.which("wrk") is None:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        script = Path(tmp) / "bench.lua"
+        lines = []
+        if token:
+            lines.append(f'wrk.headers["Authorization"] = "Bearer {token}"')
+        if ids:
+            (Path(tmp) / "ids.txt").write_text("\n".join(ids))
+            lines += [
+                f'local ids = {{}}; for l in io.lines("{tmp}/ids.txt") do ids[#ids + 1] = l end',
+                f'request = function() return wrk.format("GET", "{path}" .. ids[math.random(#ids)]) end',
+            ]
+        script.write_text("\n".join(lines) + "\n")
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{int(seconds)}s",
+                "--latency",
+                "-s",
+                str(script),
+                f"http://{HOST}:{port}{path if not ids else '/'}",
+            ],
+            capture_output=True,
+            text=True,
+        ).stdout
+
+    def ms(label: str) -> float:
+        m = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)", out, re.M)
+        if not m:
+            return 0.0
+        return round(float(m[1]) * {"us": 0.001, "ms": 1, "s": 1000}[m[2]], 2)
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {
+        "tool": "wrk",
+        "per_second": float(rps[1]) if rps else 0.0,
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "errors": int(non2xx[1]) if non2xx else 0,
+    }
+
+
 def patient(i: int) -> dict:
     rnd = random.Random(i)
     family = rnd.choice(["欧阳", "司马", "上官"]) if i % 17 == 0 else rnd.choice(FAMILY[:40])
     given = "".join(rnd.choice(GIVEN) for _ in range(rnd.choice((1, 2))))
-    return {"resourceType": "Patient", "identifier": [{"system": "https://xinglin.dev/bench/mrn", "value": f"B{i:07d}"}],
-            "name": [{"text": family + given, "family": family, "given": [given]}],
-            "gender": rnd.choice(["male", "female"]), "birthDate": f"{1940 + i % 80}-{1 + i % 12:02d}-{1 + i % 28:02d}",
-            "telecom": [{"system": "phone", "value": f"139{i:08d}"}]}
+    return {
+        "resourceType": "Patient",
+        "identifier": [{"system": "https://xinglin.dev/bench/mrn", "value": f"B{i:07d}"}],
+        "name": [{"text": family + given, "family": family, "given": [given]}],
+        "gender": rnd.choice(["male", "female"]),
+        "birthDate": f"{1940 + i % 80}-{1 + i % 12:02d}-{1 + i % 28:02d}",
+        "telecom": [{"system": "phone", "value": f"139{i:08d}"}],
+    }
 
 
 def observation(subject: str, i: int) -> dict:
-    return {"resourceType": "Observation", "status": "final",
-            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                      "code": "laboratory"}]}],
-            "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "葡萄糖"}]},
-            "subject": {"reference": subject}, "effectiveDateTime": "2024-03-05T08:00:00+08:00",
-            "valueQuantity": {"value": 4 + (i % 50) / 10, "unit": "mmol/L", "system": "http://unitsofmeasure.org",
-                              "code": "mmol/L"}}
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [
+            {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "laboratory"}]}
+        ],
+        "code": {"coding": [{"system": "http://loinc.org", "code": "2345-7", "display": "葡萄糖"}]},
+        "subject": {"reference": subject},
+        "effectiveDateTime": "2024-03-05T08:00:00+08:00",
+        "valueQuantity": {
+            "value": 4 + (i % 50) / 10,
+            "unit": "mmol/L",
+            "system": "http://unitsofmeasure.org",
+            "code": "mmol/L",
+        },
+    }
 
 
 def encounter(subject: str) -> dict:
-    return {"resourceType": "Encounter", "status": "finished",
-            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-            "subject": {"reference": subject}, "period": {"start": "2024-03-05T08:00:00+08:00"}}
+    return {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "subject": {"reference": subject},
+        "period": {"start": "2024-03-05T08:00:00+08:00"},
+    }
 
 
 def condition(subject: str) -> dict:
-    return {"resourceType": "Condition", "subject": {"reference": subject},
-            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10", "display": "高血压"}]},
-            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical",
-                                           "code": "active"}]}}
+    return {
+        "resourceType": "Condition",
+        "subject": {"reference": subject},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10", "code": "I10", "display": "高血压"}]},
+        "clinicalStatus": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]
+        },
+    }
 
 
 def transaction(start: int, patients: int, observations_each: int) -> dict:
@@ -127,8 +201,12 @@ def make_read(ids: list[str]):
 
 
 def make_crud(subject: str):
-    builders = {"Patient": lambda i: patient(10_000_000 + i), "Encounter": lambda i: encounter(subject),
-                "Observation": lambda i: observation(subject, i), "Condition": lambda i: condition(subject)}
+    builders = {
+        "Patient": lambda i: patient(10_000_000 + i),
+        "Encounter": lambda i: encounter(subject),
+        "Observation": lambda i: observation(subject, i),
+        "Condition": lambda i: condition(subject),
+    }
 
     async def scenario(conn: Connection, stats: Stats, deadline: float) -> None:
         i = 0
@@ -142,12 +220,14 @@ def make_crud(subject: str):
                 await timed(conn, stats, "GET", f"/fhir/R4/{rtype}/{res['id']}")
                 res["meta"] = {}
                 res["status" if rtype != "Patient" else "active"] = (
-                    True if rtype == "Patient" else ("entered-in-error" if rtype != "Condition" else None))
+                    True if rtype == "Patient" else ("entered-in-error" if rtype != "Condition" else None)
+                )
                 if rtype == "Condition":
                     res.pop("status", None)
                     res["severity"] = {"text": "中度"}
-                await timed(conn, stats, "PUT", f"/fhir/R4/{rtype}/{res['id']}", res,
-                            {"If-Match": headers.get("etag", "")})
+                await timed(
+                    conn, stats, "PUT", f"/fhir/R4/{rtype}/{res['id']}", res, {"If-Match": headers.get("etag", "")}
+                )
                 await timed(conn, stats, "DELETE", f"/fhir/R4/{rtype}/{res['id']}")
 
     return scenario
@@ -205,12 +285,17 @@ def main() -> None:
     with psycopg.connect(f"{args.pg}/postgres", autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{dbname}"')
     secret = secrets.token_urlsafe(32)
-    env = {**os.environ, "XINGLIN_DATABASE_URL": f"{args.pg}/{dbname}", "XINGLIN_SECRET_KEY": secret,
-           "XINGLIN_DB_POOL_SIZE": str(max(4, args.clients // args.workers + 2))}
+    env = {
+        **os.environ,
+        "XINGLIN_DATABASE_URL": f"{args.pg}/{dbname}",
+        "XINGLIN_SECRET_KEY": secret,
+        "XINGLIN_DB_POOL_SIZE": str(max(4, args.clients // args.workers + 2)),
+    }
     xinglin = [PY, "-m", "xinglin.cli"]
     subprocess.run([*xinglin, "db", "upgrade"], env=env, check=True, capture_output=True)
-    subprocess.run([*xinglin, "tenant", "add", "bench", "--name", "基准测试医院"], env=env, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*xinglin, "tenant", "add", "bench", "--name", "基准测试医院"], env=env, check=True, capture_output=True
+    )
     sys.path.insert(0, str(ROOT / "src"))
     from sqlalchemy import create_engine, select
 
@@ -222,18 +307,47 @@ def main() -> None:
     with eng.connect() as c:
         tid = c.execute(select(tenant.c.id).where(tenant.c.code == "bench")).scalar_one()
     eng.dispose()
-    token = issue_token(Principal(tenant_id=tid, tenant_code="bench", username="bench-client", role="integration",
-                                  scopes=("system/*.*",)), key=secret, ttl_seconds=7200)
+    token = issue_token(
+        Principal(
+            tenant_id=tid, tenant_code="bench", username="bench-client", role="integration", scopes=("system/*.*",)
+        ),
+        key=secret,
+        ttl_seconds=7200,
+    )
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
 
     port, bare_port = free_port(), free_port()
-    server = subprocess.Popen([*xinglin, "serve", "--host", HOST, "--port", str(port), "--workers", str(args.workers)],
-                              env=env, start_new_session=True)
-    bare = subprocess.Popen([PY, "-m", "uvicorn", "bare_app:app", "--host", HOST, "--port", str(bare_port),
-                             "--workers", str(args.workers), "--log-level", "warning", "--no-access-log"],
-                            cwd=Path(__file__).parent, start_new_session=True)
-    results: dict = {"date": time.strftime("%Y-%m-%d"), "workers": args.workers, "clients": args.clients,
-                     "seconds_per_phase": args.seconds, "cpus": os.cpu_count()}
+    server = subprocess.Popen(
+        [*xinglin, "serve", "--host", HOST, "--port", str(port), "--workers", str(args.workers)],
+        env=env,
+        start_new_session=True,
+    )
+    bare = subprocess.Popen(
+        [
+            PY,
+            "-m",
+            "uvicorn",
+            "bare_app:app",
+            "--host",
+            HOST,
+            "--port",
+            str(bare_port),
+            "--workers",
+            str(args.workers),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=Path(__file__).parent,
+        start_new_session=True,
+    )
+    results: dict = {
+        "date": time.strftime("%Y-%m-%d"),
+        "workers": args.workers,
+        "clients": args.clients,
+        "seconds_per_phase": args.seconds,
+        "cpus": os.cpu_count(),
+    }
     try:
         wait_http(port, "/fhir/R4/metadata")
         wait_http(bare_port, "/bare")
@@ -250,7 +364,9 @@ def main() -> None:
                 while queue:
                     first = queue.pop()
                     n = min(per_bundle // 4, args.patients - first)
-                    status, _, data = await timed(conn, stats, "POST", "/fhir/R4", orjson.dumps(transaction(first, n, 3)))
+                    status, _, data = await timed(
+                        conn, stats, "POST", "/fhir/R4", orjson.dumps(transaction(first, n, 3))
+                    )
                     if status != 200:
                         raise RuntimeError(data[:300])
                     loaded[0] += n * 4
@@ -261,9 +377,13 @@ def main() -> None:
         load_seconds = time.perf_counter() - t0
         with psycopg.connect(f"{args.pg}/{dbname}", autocommit=True) as c:
             c.execute("ANALYZE")  # as autovacuum would soon after a bulk load
-        results["load"] = {"patients": args.patients, "resources": loaded[0], "seconds": round(load_seconds, 1),
-                           "resources_per_second": round(loaded[0] / load_seconds, 1),
-                           "bundle_p99_ms": load_stats["p99_ms"]}
+        results["load"] = {
+            "patients": args.patients,
+            "resources": loaded[0],
+            "seconds": round(load_seconds, 1),
+            "resources_per_second": round(loaded[0] / load_seconds, 1),
+            "bundle_p99_ms": load_stats["p99_ms"],
+        }
 
         # patient ids for reads
         async def collect_ids():
@@ -278,21 +398,28 @@ def main() -> None:
 
         phases = set(args.phases.split(","))
         if "bare" in phases:
-            results["bare_endpoint"] = asyncio.run(run(HOST, bare_port, {}, args.clients, args.seconds, scenario_bare))
+            results["bare_endpoint"] = wrk_run(bare_port, "/bare", args.seconds, args.clients) or asyncio.run(
+                run(HOST, bare_port, {}, args.clients, args.seconds, scenario_bare)
+            )
         if "read" in phases:
-            results["fhir_read"] = asyncio.run(run(HOST, port, headers, args.clients, args.seconds, make_read(ids)))
+            results["fhir_read"] = wrk_run(port, "/fhir/R4/Patient/", args.seconds, args.clients, token, ids) or (
+                asyncio.run(run(HOST, port, headers, args.clients, args.seconds, make_read(ids)))
+            )
         if "bare" in phases and "read" in phases:
             results["read_vs_bare"] = round(
-                results["fhir_read"]["per_second"] / results["bare_endpoint"]["per_second"], 3)
+                results["fhir_read"]["per_second"] / results["bare_endpoint"]["per_second"], 3
+            )
         if "crud" in phases:
             results["crud_mix"] = asyncio.run(run(HOST, port, headers, args.clients, args.seconds, make_crud(subject)))
         if "search" in phases:
             results["search_identifier_or_name"] = asyncio.run(
-                run(HOST, port, headers, 4, args.seconds, make_search(args.patients)))
+                run(HOST, port, headers, 4, args.seconds, make_search(args.patients))
+            )
         if "transaction" in phases:
             counter = [0]
-            tx = asyncio.run(run(HOST, port, headers, 4, args.seconds,
-                                 make_transactions(50_000_000, per_bundle, counter)))
+            tx = asyncio.run(
+                run(HOST, port, headers, 4, args.seconds, make_transactions(50_000_000, per_bundle, counter))
+            )
             tx["resources_per_second"] = round(counter[0] / tx["seconds"], 1)
             results["transaction_bundles_100"] = tx
         results["rss_mb_per_process"] = worker_rss_mb(server.pid)

@@ -29,8 +29,15 @@ class Stats:
         def pct(p: float) -> float:
             return round(lat[min(n - 1, int(p * n))] * 1000, 2) if n else 0.0
 
-        return {"requests": n, "seconds": round(elapsed, 2), "per_second": round(n / elapsed, 1) if elapsed else 0,
-                "p50_ms": pct(0.50), "p95_ms": pct(0.95), "p99_ms": pct(0.99), "errors": self.errors}
+        return {
+            "requests": n,
+            "seconds": round(elapsed, 2),
+            "per_second": round(n / elapsed, 1) if elapsed else 0,
+            "p50_ms": pct(0.50),
+            "p95_ms": pct(0.95),
+            "p99_ms": pct(0.99),
+            "errors": self.errors,
+        }
 
 
 class Connection:

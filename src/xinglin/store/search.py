@@ -347,4 +347,3 @@ def compartment_condition(resource_type: str, patient_id: str, tenant_id: int) -
             or_(idx_reference.c.target_type == "Patient", idx_reference.c.target_type.is_(None)),
         )
     )
-
