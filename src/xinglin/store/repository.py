@@ -30,8 +30,9 @@ from xinglin.core.errors import (
 )
 from xinglin.core.ids import new_resource_id
 from xinglin.security.policy import Access, authorize, in_compartment
-from xinglin.security.principal import Principal
+from xinglin.security.principal import Principal, system_principal
 from xinglin.store import audit
+from xinglin.store.hooks import rules_for
 from xinglin.store.indexer import extract, to_naive_utc
 from xinglin.store.models import INDEX_TABLES, audit_record, idx_reference, resource, resource_version
 from xinglin.store.search import SearchQuery, compartment_condition, parse
@@ -207,6 +208,13 @@ class Repository:
         self._record(action, None, detail=detail)
 
     # --- reads --------------------------------------------------------------------------------------
+
+    def current_locked(self, rtype: str, rid: str):
+        """The current row of a resource, locked until the unit of work ends (PostgreSQL; SQLite units of
+        work already hold the write lock). For rules that must decide on the latest state, such as
+        whether a slot is still free."""
+        self._authorize("update", rtype, rid)
+        return self._current(rtype, rid, lock=True)
 
     def _current(self, rtype: str, rid: str, *, lock: bool = False):
         query = select(resource).where(
@@ -385,7 +393,7 @@ class Repository:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def _prepare(self, rtype: str, body: dict, rid: str, version_id: int, now: datetime) -> tuple[bytes, dict]:
+    def _prepare(self, rtype: str, body: dict, rid: str, version_id: int, now: datetime) -> tuple[dict, bytes, dict]:
         meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
         doc = {
             "resourceType": rtype,
@@ -393,7 +401,27 @@ class Repository:
             "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(now), **meta},
         }
         doc.update((k, v) for k, v in body.items() if k not in ("resourceType", "id", "meta"))
-        return orjson.dumps(doc), extract(doc)
+        return doc, orjson.dumps(doc), extract(doc)
+
+    def _apply_rules(self, action: str, rtype: str, new: dict | None, old: bytes | dict | None) -> None:
+        rules = rules_for(rtype)
+        if rules:
+            previous = orjson.loads(old) if isinstance(old, bytes) else old
+            for rule in rules:
+                rule(self, action, new, previous)
+
+    def as_system(self, purpose: str) -> Repository:
+        """The same unit of work acting as Xinglin itself, for domain rules that must change resources the
+        caller may not write (a patient's booking marks the Slot busy). Audited as such, naming the caller."""
+        p = self.principal
+        helper = Repository(
+            self.conn,
+            system_principal(p.tenant_id, p.tenant_code, name=f"{purpose} for {p.label}"[:120]),
+            self.settings,
+        )
+        helper.audit_entries = self.audit_entries
+        helper.denials = self.denials
+        return helper
 
     def _check_new_content(self, access: Access, rtype: str, rid: str, rows: dict, action: str) -> None:
         if access.compartment_patient is not None and not in_compartment(
@@ -452,8 +480,9 @@ class Repository:
                 access = self._authorize("create", rtype)
                 validate(body, expected_type=rtype)
                 rid = rid or new_resource_id()
-                content, rows = self._prepare(rtype, body, rid, 1, now)
+                doc, content, rows = self._prepare(rtype, body, rid, 1, now)
                 self._check_new_content(access, rtype, rid, rows, "create")
+                self._apply_rules("create", rtype, doc, None)
             except XinglinError as exc:
                 exc.item_index = n  # which item failed, for callers that report positions
                 raise
@@ -561,8 +590,9 @@ class Repository:
             )
         version = current.version_id + 1
         now = utcnow().replace(tzinfo=None)
-        content, rows = self._prepare(rtype, body, rid, version, now)
+        doc, content, rows = self._prepare(rtype, body, rid, version, now)
         self._check_new_content(access, rtype, rid, rows, "update")
+        self._apply_rules("update", rtype, doc, None if current.deleted else current.content)
         self._replace(current, version, now, content, deleted=False)
         self._version_row(rtype, rid, version, now, "PUT", content)
         self._write_index(current.pk, rtype, rows)
@@ -594,6 +624,7 @@ class Repository:
         if current.deleted:
             self._record("delete", rtype, rid, current.version_id, detail="already deleted")
             return None
+        self._apply_rules("delete", rtype, None, current.content)
         version = current.version_id + 1
         now = utcnow().replace(tzinfo=None)
         self._replace(current, version, now, None, deleted=True)
