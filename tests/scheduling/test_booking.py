@@ -6,11 +6,11 @@ from datetime import date
 import httpx
 import pytest
 
+from tests.conftest import patient_body
 from xinglin.core.errors import BadRequest
 from xinglin.scheduling import service
 from xinglin.security.principal import system_principal
 from xinglin.store.repository import Store
-from tests.conftest import patient_body
 
 FHIR = "/fhir/R4"
 

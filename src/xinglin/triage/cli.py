@@ -61,7 +61,12 @@ def run_batch(stream: TextIO, out: TextIO) -> tuple[int, int]:
         except json.JSONDecodeError as exc:
             errors += 1
             out.write(
-                _error_line(line_no, "json", f"第{line_no}行不是有效的 JSON：{exc.msg}", f"line {line_no} is not valid JSON: {exc.msg}")
+                _error_line(
+                    line_no,
+                    "json",
+                    f"第{line_no}行不是有效的 JSON：{exc.msg}",
+                    f"line {line_no} is not valid JSON: {exc.msg}",
+                )
                 + "\n"
             )
             continue
@@ -93,7 +98,9 @@ def render(result: TriageResult, console: Console) -> None:
         f"[{_LEVEL_STYLE[result.level]}] {result.level}级 {level.name} [/] {level.name_en}, "
         + ("立即 immediately" if result.level == 1 else f"≤{level.max_wait_minutes} 分钟 min"),
     )
-    alts = "；".join(f"{a.department.name} {a.department.name_en} ({a.department.code}, {a.score:.2f})" for a in result.alternatives)
+    alts = "；".join(
+        f"{a.department.name} {a.department.name_en} ({a.department.code}, {a.score:.2f})" for a in result.alternatives
+    )
     table.add_row("备选 Alternatives", alts)
     if result.red_flags:
         table.add_row("危险信号 Red flags", "\n".join(f"[red]{f.code}[/]: {f.evidence}" for f in result.red_flags))

@@ -113,9 +113,7 @@ def check_sex(sex: Any) -> str | None:
         return None
     key = str(sex).strip().lower()
     if key not in _SEX_ALIASES:
-        raise TriageInputError(
-            "sex", f"性别只能是 male 或 female：{sex!r}", f"sex must be 'male' or 'female': {sex!r}"
-        )
+        raise TriageInputError("sex", f"性别只能是 male 或 female：{sex!r}", f"sex must be 'male' or 'female': {sex!r}")
     return _SEX_ALIASES[key]
 
 
@@ -124,7 +122,9 @@ def check_pregnant(pregnant: Any) -> bool | None:
         return pregnant
     if isinstance(pregnant, str) and pregnant.strip().lower() in {"true", "false", "yes", "no", "1", "0"}:
         return pregnant.strip().lower() in {"true", "yes", "1"}
-    raise TriageInputError("pregnant", f"是否怀孕必须是 true 或 false：{pregnant!r}", f"pregnant must be true or false: {pregnant!r}")
+    raise TriageInputError(
+        "pregnant", f"是否怀孕必须是 true 或 false：{pregnant!r}", f"pregnant must be true or false: {pregnant!r}"
+    )
 
 
 def check_vitals(vitals: Any) -> dict[str, float]:
@@ -153,7 +153,9 @@ def check_vitals(vitals: Any) -> dict[str, float]:
         lo, hi = VITAL_RANGES[key]
         if not lo <= value <= hi:
             raise TriageInputError(
-                field, f"生命体征 {raw_key} 超出范围 {lo:g}–{hi:g}：{value:g}", f"{raw_key} out of range {lo:g}–{hi:g}: {value:g}"
+                field,
+                f"生命体征 {raw_key} 超出范围 {lo:g}–{hi:g}：{value:g}",
+                f"{raw_key} out of range {lo:g}–{hi:g}: {value:g}",
             )
         out[key] = value
     return out
@@ -292,10 +294,7 @@ def analyse(norm: str, kb: Knowledge) -> Analysis:
 
     def inside_term(start: int, end: int) -> bool:
         i = bisect.bisect_right(covered, (start, 10**9))
-        for s, e in covered[max(0, i - 40) : i]:
-            if s <= start and end <= e and (e - s) > (end - start):
-                return True
-        return False
+        return any(s <= start and end <= e and e - s > end - start for s, e in covered[max(0, i - 40) : i])
 
     strong, weak, terms_end = [], [], []
     for c in cues:
@@ -591,8 +590,7 @@ def assess(
         level = min(level, int(infant["level"]))
     for h in hits:
         level = min(level, h.level)
-    for name, lv in vital_levels.items():
-        level = min(level, lv)
+    level = min(level, *vital_levels.values()) if vital_levels else level
 
     # ---- department scores
     scores: dict[str, float] = defaultdict(float)
@@ -692,16 +690,31 @@ def assess(
         messages_en.append("No complaint was given: describe what is wrong, or ask the triage nurse")
     elif "no_words" in warnings:
         messages.append("未能读懂输入（只有符号或表情），请用文字描述症状，或咨询分诊护士")
-        messages_en.append("The input has no words (only symbols or emoji): describe the symptoms, or ask the triage nurse")
+        messages_en.append(
+            "The input has no words (only symbols or emoji): describe the symptoms, or ask the triage nurse"
+        )
     elif unsure and not hits:
         messages.append("未能识别具体症状，建议先看全科医疗科，并由分诊护士人工确认")
         messages_en.append("No specific symptom recognised: see General Practice, and a triage nurse will check")
     if "text_too_long" in warnings:
         messages.append(f"描述超过{textmod.LONG_TEXT_CHARS}字，已按内容初步分诊，请由分诊护士人工复核")
-        messages_en.append(f"Text longer than {textmod.LONG_TEXT_CHARS} characters: provisional result, a triage nurse will review")
+        messages_en.append(
+            f"Text longer than {textmod.LONG_TEXT_CHARS} characters: provisional result, a triage nurse will review"
+        )
 
     explanation, explanation_en = _explain(
-        department.code, level, flags, evidence, reasons, a, measured, age_val, is_child, is_pregnant, messages, messages_en
+        department.code,
+        level,
+        flags,
+        evidence,
+        reasons,
+        a,
+        measured,
+        age_val,
+        is_child,
+        is_pregnant,
+        messages,
+        messages_en,
     )
     top = scores.get(department.code, 0.0)
     return TriageResult(

@@ -172,7 +172,7 @@ def _dept_weights(raw: Any, where: str) -> dict[str, float]:
     out: dict[str, float] = {}
     for code, weight in raw.items():
         if not isinstance(code, str) or code not in DEPARTMENTS:
-            raise KnowledgeError(f"{where}: unknown department {code!r} (quote codes: \"03.04\")")
+            raise KnowledgeError(f'{where}: unknown department {code!r} (quote codes: "03.04")')
         out[code] = float(weight)
     return out
 
@@ -262,6 +262,16 @@ def load() -> Knowledge:
             if quality not in qualities or target not in concepts:
                 raise KnowledgeError(f"lexicon.compose.{part}: unknown {quality!r} or {target!r}")
         compose[part] = dict(mapping or {})
+    fallback = {
+        qid: str(body["fallback"]) for qid, body in (lex.get("qualities") or {}).items() if body.get("fallback")
+    }
+    for qid, target in fallback.items():
+        if target not in qualities:
+            raise KnowledgeError(f"lexicon.qualities.{qid}: unknown fallback {target!r}")
+    for mapping in compose.values():
+        for qid, target in fallback.items():
+            if qid not in mapping and target in mapping:
+                mapping[qid] = mapping[target]
     orphans = dict(lex.get("orphans") or {})
     for quality, target in orphans.items():
         if quality not in qualities or target not in concepts:
@@ -311,7 +321,7 @@ def load() -> Knowledge:
     typos_zh = sorted(((str(k), str(v)) for k, v in (typos.get("zh") or {}).items()), key=lambda kv: -len(kv[0]))
     typos_en: dict[str, str] = {}
     typo_phrases_en: list[tuple[re.Pattern[str], str]] = []
-    for k, v in (typos.get("en") or {}).items():  # noqa: B007 - rebinding k, v on purpose
+    for k, v in (typos.get("en") or {}).items():
         k, v = str(k).lower(), str(v).lower()
         if " " in k:
             typo_phrases_en.append((re.compile(r"\b" + re.escape(k) + r"\b"), v))

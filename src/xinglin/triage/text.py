@@ -50,7 +50,20 @@ def has_words(text: str) -> bool:
 # ------------------------------------------------------------------------------------------------
 # Chinese numerals → digits, for reading numbers only (the matching view keeps "一直", "十二指肠").
 
-_CN_DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4, "五": 5, "六": 6, "七": 7, "八": 8, "九": 9}
+_CN_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
 _CN_UNITS = {"十": 10, "百": 100, "千": 1000}
 _CN_NUMBER = re.compile(r"[零〇一二两三四五六七八九十百千]+(?:点[零〇一二三四五六七八九]+)?")
 
@@ -96,8 +109,17 @@ _VITAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("temperature", re.compile(_NUM + r"\s*(?:°c|℃|摄氏度)")),
-    ("temperature", re.compile(r"\b(?:temp|temperature|fever)(?: of| is| was| at|:)?\s*" + _NUM + r"\s*(?:°?\s*([cf])\b)?")),
-    ("spo2", re.compile(r"(?:血氧饱和度|血氧|氧饱和度|指脉氧|spo2|sao2|o2 sat|oxygen saturation|oxygen level|sats|sat)[^\d,;。]{0,6}?" + _NUM + r"\s*%?")),
+    (
+        "temperature",
+        re.compile(r"\b(?:temp|temperature|fever)(?: of| is| was| at|:)?\s*" + _NUM + r"\s*(?:°?\s*([cf])\b)?"),
+    ),
+    (
+        "spo2",
+        re.compile(
+            r"(?:血氧饱和度|血氧|氧饱和度|指脉氧|spo2|sao2|o2 sat|oxygen saturation|oxygen level|sats|sat)"
+            r"[^\d,;。]{0,6}?" + _NUM + r"\s*%?"
+        ),
+    ),
     ("heart_rate", re.compile(r"(?:心率|脉搏|脉率|heart rate|pulse|hr)[^\d,;。]{0,4}?" + _NUM)),
     ("heart_rate", re.compile(r"(?:心跳)[^\d,;。]{0,6}?" + _NUM + r"\s*(?:次|下|bpm)")),
     ("heart_rate", re.compile(_NUM + r"\s*(?:bpm|次/分钟|次/分|次每分钟)")),
@@ -105,10 +127,18 @@ _VITAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("systolic_bp", re.compile(r"(?:高压|收缩压|systolic)[^\d,;。]{0,4}?(\d{2,3})")),
     ("systolic_bp", re.compile(r"(?:血压)[^\d,;。/]{0,4}?(\d{2,3})(?!\s*[/／\d])")),
     ("diastolic_bp", re.compile(r"(?:低压|舒张压|diastolic)[^\d,;。]{0,4}?(\d{2,3})")),
-    ("resp_rate", re.compile(r"(?:呼吸频率|呼吸次数|呼吸|respiratory rate|resp rate|rr)[^\d,;。]{0,4}?(\d{1,2})\s*(?:次|/min|breaths)")),
+    (
+        "resp_rate",
+        re.compile(
+            r"(?:呼吸频率|呼吸次数|呼吸|respiratory rate|resp rate|rr)[^\d,;。]{0,4}?(\d{1,2})\s*(?:次|/min|breaths)"
+        ),
+    ),
     ("resp_rate", re.compile(r"(?:呼吸频率|respiratory rate|resp rate)[^\d,;。]{0,4}?(\d{1,2})")),
     ("gcs", re.compile(r"(?:gcs|格拉斯哥评分|格拉斯哥)[^\d,;。]{0,4}?(\d{1,2})")),
-    ("pain", re.compile(r"(?:疼痛评分|疼痛|痛|疼|pain score|pain)[^\d,;。]{0,4}?(\d{1,2})\s*(?:分(?!钟)|/10|out of 10)")),
+    (
+        "pain",
+        re.compile(r"(?:疼痛评分|疼痛|痛|疼|pain score|pain)[^\d,;。]{0,4}?(\d{1,2})\s*(?:分(?!钟)|/10|out of 10)"),
+    ),
     ("glucose", re.compile(r"(?:血糖|blood sugar|glucose)[^\d,;。]{0,4}?(\d{1,2}(?:\.\d+)?)")),
 ]
 _RANGES = {
