@@ -89,6 +89,34 @@ def tenant_add(
     console.print(f"租户已创建 / tenant created: {t.code} ({t.name_zh})")
 
 
+@tenant_app.command("set")
+def tenant_set(
+    code: Annotated[str, typer.Argument(help="Tenant code")],
+    name: Annotated[str | None, typer.Option(help="Name in Chinese")] = None,
+    name_en: Annotated[str | None, typer.Option(help="Name in English")] = None,
+    logo_url: Annotated[str | None, typer.Option(help="Logo URL")] = None,
+    primary_color: Annotated[str | None, typer.Option(help="#RRGGBB")] = None,
+    accent_color: Annotated[str | None, typer.Option(help="#RRGGBB")] = None,
+    locale: Annotated[str | None, typer.Option(help="zh-CN, zh-TW or en")] = None,
+    time_zone: Annotated[str | None, typer.Option(help="IANA time zone")] = None,
+) -> None:
+    """Change a tenant's branding."""
+    from xinglin.tenancy import service
+
+    changes = {
+        "name_zh": name,
+        "name_en": name_en,
+        "logo_url": logo_url,
+        "primary_color": primary_color,
+        "accent_color": accent_color,
+        "locale": locale,
+        "time_zone": time_zone,
+    }
+    with _engine().begin() as conn:
+        t = service.update_branding(conn, code, changes)
+    console.print(f"租户已更新 / tenant updated: {t.code} ({t.name_zh}, {t.primary_color}, {t.locale}, {t.time_zone})")
+
+
 @tenant_app.command("list")
 def tenant_list() -> None:
     """List tenants."""

@@ -259,3 +259,32 @@ def _check_credentials(
         scopes=scopes,
         client_address=client_address,
     )
+
+
+BRANDING_FIELDS = ("name_zh", "name_en", "logo_url", "primary_color", "accent_color", "locale", "time_zone")
+
+
+def update_branding(conn: Connection, code: str, changes: dict, *, actor: str = "cli") -> Tenant:
+    """Changes a tenant's names, logo, colours, locale or time zone; validated, audited."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    t = get_tenant(conn, code)
+    values = {k: v for k, v in changes.items() if k in BRANDING_FIELDS and v is not None}
+    for field in ("primary_color", "accent_color"):
+        if field in values and not _COLOR.match(values[field]):
+            raise BadRequest(f"{field} 应为 #RRGGBB 颜色", f"{field} must be a #RRGGBB colour", element=field)
+    if "name_zh" in values and not values["name_zh"].strip():
+        raise BadRequest("租户名称不能为空", "Tenant name must not be empty", element="name_zh")
+    if "locale" in values and values["locale"] not in ("zh-CN", "zh-TW", "en"):
+        raise BadRequest("语言应为 zh-CN、zh-TW 或 en", "locale must be zh-CN, zh-TW or en", element="locale")
+    if "time_zone" in values:
+        try:
+            ZoneInfo(values["time_zone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise BadRequest(
+                f"未知时区 {values['time_zone']}", f"Unknown time zone {values['time_zone']}", element="time_zone"
+            ) from None
+    if values:
+        conn.execute(update(tenant).where(tenant.c.id == t.id).values(**values))
+        audit.append(conn, [_admin_entry(actor, "update", t.id, "branding " + ",".join(sorted(values)))])
+    return get_tenant(conn, code)
