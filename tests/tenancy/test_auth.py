@@ -141,7 +141,7 @@ def test_token_signed_with_another_key_is_401(client, hospital):
     principal = Principal(
         tenant_id=hospital.id, tenant_code=hospital.code, username="x", role="admin", scopes=("user/*.*",)
     )
-    token = issue_token(principal, key="not-the-server-key", ttl_seconds=600)
+    token = issue_token(principal, key="not-the-server-key-but-long-enough-for-hs256", ttl_seconds=600)
     assert client.get(f"{FHIR}/Patient", headers={"Authorization": f"Bearer {token}"}).status_code == 401
 
 
