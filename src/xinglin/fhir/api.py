@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -55,9 +56,6 @@ def _resource_headers(res: StoredResource, base: str, *, location: bool = False)
 
 
 def _http_date(moment: datetime) -> str:
-    from datetime import UTC
-    from email.utils import format_datetime
-
     return format_datetime(moment.replace(tzinfo=UTC), usegmt=True)
 
 

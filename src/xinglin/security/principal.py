@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +23,6 @@ class Principal:
         return f"{self.role}:{self.username}"
 
     def with_request(self, *, client_address: str | None, purpose: str | None = None) -> Principal:
-        from dataclasses import replace
-
         return replace(self, client_address=client_address, purpose=purpose or self.purpose)
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from urllib.parse import parse_qsl
 
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
@@ -547,8 +548,7 @@ class Repository:
         return results
 
     def find_one(self, rtype: str, query: str) -> StoredResource | None:
-        from urllib.parse import parse_qsl
-
+        """The one resource a conditional query matches, None when none does; 412 when several do."""
         params = parse_qsl(query.split("?", 1)[-1], keep_blank_values=True)
         if not params:
             raise BadRequest(
