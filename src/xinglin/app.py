@@ -20,6 +20,7 @@ from xinglin.security.keys import signing_key
 from xinglin.store.db import make_engine
 from xinglin.store.repository import Store
 from xinglin.tenancy import api as tenancy_api
+from xinglin.triage import api as triage_api
 
 log = logging.getLogger("xinglin")
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_api.router)
     app.include_router(privacy_api.router)
     app.include_router(tenancy_api.router)
+    app.include_router(triage_api.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict:

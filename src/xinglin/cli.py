@@ -188,8 +188,10 @@ def demo_data(
 def _register_engines() -> None:
     # Engines with their own command modules; imported here so `xinglin --help` lists them.
     from xinglin.privacy.deid.cli import deid_command
+    from xinglin.triage.cli import triage_command
 
     app.command("deid")(deid_command)
+    app.command("triage")(triage_command)
 
 
 _register_engines()

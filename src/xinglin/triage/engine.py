@@ -436,9 +436,11 @@ class FlagHit:
     evidence: str
 
 
-def _evaluate_flags(a: Analysis, kb: Knowledge, age: float | None, pregnant: bool) -> list[FlagHit]:
+def _evaluate_flags(a: Analysis, kb: Knowledge, age: float | None, pregnant: bool, child: bool) -> list[FlagHit]:
     hits: list[FlagHit] = []
     for rule in kb.flags:
+        if rule.child is not None and rule.child != child:
+            continue
         if not _rule_applies(rule, a, kb, age, pregnant):
             continue
         evidence: list[str] = []
@@ -531,12 +533,27 @@ def assess(
         if temp >= 39:
             a.presence.setdefault("high_fever", []).append(Occ("high_fever", -1, -1, tag))
 
+    gcs = measured.get("gcs")
+    if gcs is not None and gcs <= 12:
+        cid = "unconscious" if gcs < 9 else "confused"
+        a.presence.setdefault(cid, []).append(Occ(cid, -1, -1, f"GCS {gcs:g}"))
+    pills = textmod.read_pill_count(numeric) if norm else None
+    if pills is not None and pills >= 10:
+        a.presence.setdefault("overdose_amount", []).append(Occ("overdose_amount", -1, -1, f"{pills}片"))
     spo2 = measured.get("spo2")
     if spo2 is not None and spo2 < 90:
         a.presence.setdefault("hypoxia", []).append(Occ("hypoxia", -1, -1, f"SpO2 {spo2:g}%"))
 
     # ---- red flags and urgent combinations
-    hits = _evaluate_flags(a, kb, age_val, is_pregnant)
+    sbp, dbp = measured.get("systolic_bp"), measured.get("diastolic_bp")
+    if (sbp is not None and sbp >= 140) or (dbp is not None and dbp >= 90):
+        a.presence.setdefault("high_bp_measured", []).append(Occ("high_bp_measured", -1, -1, "BP"))
+    if (sbp is not None and sbp >= 160) or (dbp is not None and dbp >= 100):
+        a.presence.setdefault("high_bp_reading", []).append(Occ("high_bp_reading", -1, -1, "BP"))
+    hr = measured.get("heart_rate")
+    if hr is not None and (hr < 60 or hr > 100):
+        a.presence.setdefault("abnormal_hr_measured", []).append(Occ("abnormal_hr_measured", -1, -1, "HR"))
+    hits = _evaluate_flags(a, kb, age_val, is_pregnant, is_child)
     vital_levels = {name: _vital_level(name, value, kb) for name, value in measured.items()}
     abnormal = {n: v for n, v in measured.items() if vital_levels[n] <= 2}
     if abnormal:
@@ -557,6 +574,12 @@ def assess(
     for h in hits:
         if h.code and (h.code not in flags or h.level < flags[h.code].level):
             flags[h.code] = h
+    # Two danger signs together (e.g. heavy bleeding + breathing difficulty): level 1.
+    for code in kb.compound_level_1:
+        others = [h for h in hits if h.level <= 2 and h.code != code and h.code != "abnormal_vitals"]
+        if code in flags and others:
+            flags[code] = FlagHit(code, 1, flags[code].dept, flags[code].evidence)
+            hits.append(flags[code])
 
     # ---- urgency level
     reasons: list[str] = []
@@ -630,6 +653,8 @@ def assess(
         evidence.append(name)
         add(code, _ICD_WEIGHT.get(len(name), 2.5), pos)
     for h in hits:
+        if h.code is None and h.dept == "02":
+            continue  # an urgency-only combination: says nothing about the clinic
         weight = _VITALS_WEIGHT if h.code == "abnormal_vitals" else _FLAG_WEIGHT if h.code else _COMBO_WEIGHT
         add(h.dept, weight, 10**6)
 

@@ -114,7 +114,7 @@ class FlagRule:
     age_lt: float | None = None
     age_ge: float | None = None
     pregnant: bool | None = None
-    note: str = ""
+    child: bool | None = None  # True: children only; False: everyone but children
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,7 @@ class Knowledge:
     compose: dict[str, dict[str, str]]
     orphans: dict[str, str]
     flags: list[FlagRule]
+    compound_level_1: list[str]
     vitals: dict[str, dict[int, list[Threshold]]]
     population: dict[str, Any]
     typos_zh: list[tuple[str, str]]
@@ -306,8 +307,13 @@ def load() -> Knowledge:
                 age_lt=body.get("age_lt"),
                 age_ge=body.get("age_ge"),
                 pregnant=body.get("pregnant"),
+                child=body.get("child"),
             )
         )
+    compound = [str(c) for c in rf.get("compound_level_1") or []]
+    for c in compound:
+        if c not in RED_FLAG_CODES:
+            raise KnowledgeError(f"red_flags.compound_level_1: unknown code {c!r}")
 
     vitals: dict[str, dict[int, list[Threshold]]] = {}
     for name, levels in (_load_yaml("vitals.yaml") or {}).items():
@@ -365,6 +371,7 @@ def load() -> Knowledge:
         compose=compose,
         orphans=orphans,
         flags=flags,
+        compound_level_1=compound,
         vitals=vitals,
         population=population,
         typos_zh=typos_zh,

@@ -109,6 +109,12 @@ _VITAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         ),
     ),
     ("temperature", re.compile(_NUM + r"\s*(?:°c|℃|摄氏度)")),
+    ("temperature", re.compile(r"(?:量了|测了|测得|量得|腋温|耳温|肛温|额温)[^\d,;。]{0,3}" + _NUM)),
+    # A bare 35.0-42.9 with one decimal is a thermometer reading ("量了一下38.2").
+    (
+        "temperature",
+        re.compile(r"(?<![\d.])((?:3[5-9]|4[0-2])\.\d)(?![\d.])(?!\s*(?:kg|公斤|斤|cm|mmol|%|万|元|岁|周|天|mg|g\b))"),
+    ),
     (
         "temperature",
         re.compile(r"\b(?:temp|temperature|fever)(?: of| is| was| at|:)?\s*" + _NUM + r"\s*(?:°?\s*([cf])\b)?"),
@@ -123,6 +129,7 @@ _VITAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("heart_rate", re.compile(r"(?:心率|脉搏|脉率|heart rate|pulse|hr)[^\d,;。]{0,4}?" + _NUM)),
     ("heart_rate", re.compile(r"(?:心跳)[^\d,;。]{0,6}?" + _NUM + r"\s*(?:次|下|bpm)")),
     ("heart_rate", re.compile(_NUM + r"\s*(?:bpm|次/分钟|次/分|次每分钟)")),
+    ("heart_rate", re.compile(r"心跳\s*(\d{2,3})(?!\s*(?:天|岁|个|分钟|小时|年|月|周|次以上))")),
     ("bp", re.compile(r"(?:血压|bp|blood pressure)[^\d,;。]{0,6}?(\d{2,3})\s*[/／]\s*(\d{2,3})")),
     ("systolic_bp", re.compile(r"(?:高压|收缩压|systolic)[^\d,;。]{0,4}?(\d{2,3})")),
     ("systolic_bp", re.compile(r"(?:血压)[^\d,;。/]{0,4}?(\d{2,3})(?!\s*[/／\d])")),
@@ -237,3 +244,12 @@ def read_age(num_text: str) -> float | None:
         return None
     # "我30岁，孩子2岁发烧": the complaint is usually about the youngest person named.
     return min(ages) if any(a < 14 for a in ages) else ages[0]
+
+
+_PILL_COUNT = re.compile(r"(\d{1,4})\s*(?:[a-z]+\s+)?(?:片|粒|颗|pills|tablets|tabs|capsules)")
+
+
+def read_pill_count(num_text: str) -> int | None:
+    """The largest number of tablets named ("吃了30片", "took 40 pills"), for overdose rules."""
+    counts = [int(m.group(1)) for m in _PILL_COUNT.finditer(num_text)]
+    return max(counts) if counts else None
