@@ -15,7 +15,7 @@ from datetime import datetime
 from urllib.parse import parse_qsl
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from xinglin.core.clock import fhir_instant, utcnow
@@ -593,26 +593,47 @@ class Repository:
         doc, content, rows = self._prepare(rtype, body, rid, version, now)
         self._check_new_content(access, rtype, rid, rows, "update")
         self._apply_rules("update", rtype, doc, None if current.deleted else current.content)
-        self._replace(current, version, now, content, deleted=False)
-        self._version_row(rtype, rid, version, now, "PUT", content)
+        self._replace(current, version, now, content, deleted=False, method="PUT")
         self._write_index(current.pk, rtype, rows)
         self.wrote = True
         self._record("update", rtype, rid, version)
         return WriteResult(StoredResource(rtype, rid, version, now, False, content, current.pk), created=False)
 
-    def _replace(self, current, version: int, now: datetime, content: bytes | None, *, deleted: bool) -> None:
-        # Optimistic concurrency: only the writer that saw the current version may replace it.
-        result = self.conn.execute(
-            update(resource)
-            .where(and_(resource.c.pk == current.pk, resource.c.version_id == current.version_id))
-            .values(version_id=version, last_updated=now, deleted=deleted, content=content)
-        )
-        if result.rowcount != 1:
+    def _replace(
+        self, current, version: int, now: datetime, content: bytes | None, *, deleted: bool, method: str
+    ) -> None:
+        """Moves a resource to a new version: current row, history row, index rows cleared.
+
+        Optimistic concurrency: only the writer that saw the current version may replace it.
+        """
+        params = {
+            "pk": current.pk,
+            "seen": current.version_id,
+            "version": version,
+            "now": now,
+            "deleted": deleted,
+            "content": content,
+            "tenant": self.principal.tenant_id,
+            "rtype": current.resource_type,
+            "rid": current.id,
+            "method": method,
+        }
+        if self.conn.dialect.name == "postgresql":
+            replaced = self.conn.execute(_REPLACE_PG, params).scalar_one()  # one round trip for all of it
+        else:
+            replaced = self.conn.execute(
+                update(resource)
+                .where(and_(resource.c.pk == current.pk, resource.c.version_id == current.version_id))
+                .values(version_id=version, last_updated=now, deleted=deleted, content=content)
+            ).rowcount
+            if replaced == 1:
+                self._clear_index(current.pk)
+                self._version_row(current.resource_type, current.id, version, now, method, content)
+        if replaced != 1:
             raise PreconditionFailed(
                 f"{current.resource_type}/{current.id} 刚被其他请求修改，请重新读取后再试",
                 f"{current.resource_type}/{current.id} was changed by another request; read it again and retry",
             )
-        self._clear_index(current.pk)
 
     def delete(self, rtype: str, rid: str) -> StoredResource | None:
         access = self._authorize("delete", rtype, rid)
@@ -627,8 +648,7 @@ class Repository:
         self._apply_rules("delete", rtype, None, current.content)
         version = current.version_id + 1
         now = utcnow().replace(tzinfo=None)
-        self._replace(current, version, now, None, deleted=True)
-        self._version_row(rtype, rid, version, now, "DELETE", None)
+        self._replace(current, version, now, None, deleted=True, method="DELETE")
         self.wrote = True
         self._record("delete", rtype, rid, version)
         return StoredResource(rtype, rid, version, now, True, None, current.pk)
@@ -679,6 +699,19 @@ class Repository:
             raise _not_found("AuditEvent", f"{lane}-{seq}")
         self._record("read", "AuditEvent", f"{lane}-{seq}")
         return audit.to_audit_event(row)
+
+
+_REPLACE_PG = text(
+    "WITH upd AS (UPDATE resource SET version_id = :version, last_updated = :now, deleted = :deleted, "
+    "content = :content WHERE pk = :pk AND version_id = :seen RETURNING pk), "
+    + "".join(
+        f"d_{name} AS (DELETE FROM {t.name} WHERE resource_pk IN (SELECT pk FROM upd)), "
+        for name, t in INDEX_TABLES.items()
+    )
+    + "ver AS (INSERT INTO resource_version (tenant_id, resource_type, id, version_id, last_updated, method, "
+    "content) SELECT :tenant, :rtype, :rid, :version, :now, :method, :content FROM upd) "
+    "SELECT count(*) FROM upd"
+)
 
 
 @contextmanager
