@@ -94,3 +94,11 @@ def test_check_request() -> None:
     with pytest.raises(TriageInputError) as info:
         check_request({"text": 5})
     assert info.value.field == "text"
+
+
+def test_alternative_scores_follow_their_rank():
+    from xinglin.triage import assess
+
+    for text, age in [("胸口疼得厉害，出冷汗，左胳膊发麻", 58), ("孩子发烧39度，抽搐不停", 3), ("肚子疼拉肚子", 30)]:
+        scores = [a["score"] for a in assess(text, age=age).to_dict()["alternatives"]]
+        assert scores == sorted(scores, reverse=True), text

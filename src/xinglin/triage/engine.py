@@ -705,7 +705,12 @@ def assess(
             order.append(filler)
     department = DEPARTMENTS[order[0]]
     total = sum(v for v in scores.values() if v > 0) or 1.0
-    alternatives = tuple(Alternative(DEPARTMENTS[c], round(scores.get(c, 0.0) / total, 2)) for c in order[1:3])
+    alt_scores = [round(scores.get(c, 0.0) / total, 2) for c in order[1:3]]
+    # Rules (emergency, population) may rank a clinic above one with more lexical evidence; keep the scores
+    # in rank order so that a consumer sorting by score sees the same ranking.
+    for i in range(len(alt_scores) - 2, -1, -1):
+        alt_scores[i] = max(alt_scores[i], alt_scores[i + 1])
+    alternatives = tuple(Alternative(DEPARTMENTS[c], sc) for c, sc in zip(order[1:3], alt_scores, strict=True))
 
     # ---- escalation and messages
     red_flags = tuple(RedFlag(code, flags[code].evidence) for code in flags)
