@@ -19,6 +19,7 @@ from xinglin.security import api as auth_api
 from xinglin.security.keys import signing_key
 from xinglin.store.db import make_engine
 from xinglin.store.repository import Store
+from xinglin.telehealth import api as telehealth_api
 from xinglin.tenancy import api as tenancy_api
 from xinglin.triage import api as triage_api
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(fhir_api.router)
     app.include_router(privacy_api.router)
     app.include_router(tenancy_api.router)
+    app.include_router(telehealth_api.router)
     app.include_router(triage_api.router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 # (repository, action "create" | "update" | "delete", new JSON or None, previous JSON or None)
 WriteRule = Callable[["Repository", str, dict | None, dict | None], None]
 
-PLUGINS = ("xinglin.scheduling.rules",)
+PLUGINS = ("xinglin.scheduling.rules", "xinglin.telehealth.rules")
 
 _RULES: dict[str, list[WriteRule]] = {}
 _loaded = False
