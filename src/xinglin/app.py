@@ -17,6 +17,7 @@ from xinglin.fhir.outcome import outcome_response
 from xinglin.privacy import api as privacy_api
 from xinglin.security import api as auth_api
 from xinglin.security.keys import signing_key
+from xinglin.share import api as share_api
 from xinglin.store.db import make_engine
 from xinglin.store.repository import Store
 from xinglin.telehealth import api as telehealth_api
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(privacy_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(telehealth_api.router)
+    app.include_router(share_api.router)
     app.include_router(triage_api.router)
 
     @app.get("/healthz", include_in_schema=False)
