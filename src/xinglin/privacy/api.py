@@ -6,9 +6,13 @@ import secrets
 from typing import Literal
 
 from fastapi import APIRouter
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
 from xinglin.api.deps import CurrentPrincipal, StoreDep
+from xinglin.core.errors import Forbidden
+from xinglin.fhir.outcome import fhir_response
+from xinglin.privacy import requests
 from xinglin.privacy.deid import mask
 
 router = APIRouter(prefix="/api", tags=["privacy"])
@@ -41,3 +45,61 @@ def deidentify(body: DeidRequest, principal: CurrentPrincipal, store: StoreDep) 
     return DeidResponse(
         masked=result.masked, entities=[DeidEntity(type=e.type, start=e.start, end=e.end) for e in result.entities]
     )
+
+
+class RequestIn(BaseModel):
+    kind: Literal["access", "correction", "deletion", "explanation"]
+    description: str = Field(default="", max_length=4000)
+    focus: str | None = Field(default=None, description="The resource concerned, e.g. Observation/123")
+
+
+class ResolveIn(BaseModel):
+    decision: Literal["completed", "rejected"]
+    answer: str = Field(max_length=4000)
+
+
+def _own_patient(principal) -> str:
+    if principal.role != "patient" or not principal.patient_id:
+        raise Forbidden("只有患者本人可以提出个人信息请求", "Only the patient may make a personal-information request")
+    return principal.patient_id
+
+
+@router.post("/privacy/requests", status_code=201)
+def submit_request(body: RequestIn, principal: CurrentPrincipal, store: StoreDep) -> Response:
+    patient_id = _own_patient(principal)
+    with store.unit_of_work(principal) as repo:
+        task = requests.submit_request(repo, patient_id, body.kind, description=body.description, focus=body.focus)
+    return fhir_response(task.content, 201)
+
+
+@router.get("/privacy/requests")
+def list_requests(principal: CurrentPrincipal, store: StoreDep) -> Response:
+    with store.unit_of_work(principal) as repo:
+        page = repo.search(
+            "Task", [("code", f"{requests.REQUEST_SYSTEM}|"), ("_count", "200"), ("_sort", "-authored-on")]
+        )
+        tasks = [m.as_dict() for m in page.matches]
+    return fhir_response(
+        {"resourceType": "Bundle", "type": "searchset", "total": len(tasks), "entry": [{"resource": t} for t in tasks]}
+    )
+
+
+@router.post("/privacy/requests/{task_id}/resolve")
+def resolve_request(task_id: str, body: ResolveIn, principal: CurrentPrincipal, store: StoreDep) -> Response:
+    with store.unit_of_work(principal) as repo:
+        task = requests.resolve_request(repo, task_id, decision=body.decision, answer=body.answer)
+    return fhir_response(task.content)
+
+
+@router.get("/privacy/my-data")
+def my_data(principal: CurrentPrincipal, store: StoreDep) -> Response:
+    patient_id = _own_patient(principal)
+    with store.unit_of_work(principal) as repo:
+        return fhir_response(requests.my_data_bundle(repo, patient_id))
+
+
+@router.get("/privacy/my-data/summary")
+def my_data_summary(principal: CurrentPrincipal, store: StoreDep) -> HTMLResponse:
+    patient_id = _own_patient(principal)
+    with store.unit_of_work(principal) as repo:
+        return HTMLResponse(requests.my_data_summary(repo, patient_id))

@@ -35,10 +35,14 @@ from xinglin.security.principal import Principal, system_principal
 from xinglin.store import audit
 from xinglin.store.hooks import rules_for
 from xinglin.store.indexer import extract, to_naive_utc
-from xinglin.store.models import INDEX_TABLES, audit_record, idx_reference, resource, resource_version
+from xinglin.store.models import INDEX_TABLES, audit_record, idx_reference, idx_token, resource, resource_version
 from xinglin.store.search import SearchQuery, compartment_condition, parse
 from xinglin.store.search_params import PATIENT_COMPARTMENT
 from xinglin.store.validation import is_resource_type, validate
+
+# Security label of records locked after a deletion request (privacy.requests); hidden from all but admins.
+LOCK_CODE = "retention-locked"
+LOCK_MARK = b'"retention-locked"'
 
 
 @dataclass(slots=True)
@@ -237,7 +241,19 @@ class Repository:
         self._record("read", rtype, rid, row.version_id)
         if row.deleted:
             raise Gone(f"{rtype}/{rid} 已被删除", f"{rtype}/{rid} has been deleted")
+        if self._hidden(row.content):
+            raise Gone(
+                f"{rtype}/{rid} 已应患者删除请求锁定，仅依法保存，不再显示",
+                f"{rtype}/{rid} was locked after the patient's deletion request; it is kept only as the law requires",
+            )
         return _stored(row)
+
+    def _sees_locked(self) -> bool:
+        return self.principal.role in ("admin", "system")
+
+    def _hidden(self, content: bytes | None) -> bool:
+        """Records locked after a deletion request are kept by law but shown only to admins and Xinglin."""
+        return bool(content) and LOCK_MARK in content and not self._sees_locked()
 
     def vread(self, rtype: str, rid: str, version_id: int) -> StoredResource:
         access = self._authorize("vread", rtype, rid)
@@ -246,6 +262,8 @@ class Repository:
             raise _not_found(rtype, rid)
         if not self._in_compartment(access, current):
             raise self._deny_outside_compartment("vread", rtype, rid)
+        if self._hidden(current.content):  # older versions of a locked record are locked with it
+            raise Gone(f"{rtype}/{rid} 已锁定", f"{rtype}/{rid} is locked")
         row = self.conn.execute(
             select(resource_version).where(
                 resource_version.c.tenant_id == self.principal.tenant_id,
@@ -283,6 +301,17 @@ class Repository:
         ]
         if access.compartment_patient is not None:
             where.append(compartment_condition(rtype, access.compartment_patient, tenant))
+        if not self._sees_locked():
+            where.append(
+                resource.c.pk.not_in(
+                    select(idx_token.c.resource_pk).where(
+                        idx_token.c.tenant_id == tenant,
+                        idx_token.c.resource_type == rtype,
+                        idx_token.c.param == "_security",
+                        idx_token.c.code == LOCK_CODE,
+                    )
+                )
+            )
         total = None
         if q.total or q.summary_count:
             total = self.conn.execute(select(func.count()).select_from(resource).where(*where)).scalar_one()
