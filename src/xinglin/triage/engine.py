@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from xinglin.triage import text as textmod
-from xinglin.triage.knowledge import Concept, FlagRule, Knowledge, Match, load
+from xinglin.triage.knowledge import Concept, Entry, FlagRule, Knowledge, Match, load
 from xinglin.triage.models import (
     DEPARTMENTS,
     LEVELS,
@@ -278,6 +278,32 @@ def _free_ok(occ: Occ, concept: Concept) -> bool:
 def analyse(norm: str, kb: Knowledge) -> Analysis:
     sem_all = kb.semantic.scan(norm)
     sem = _drop_contained(sem_all)
+    # Patterns (words with gaps, same clause): kept beside the exact terms, never hiding them. Like a
+    # term, a pattern found inside a longer exact term means nothing ("痒得想死", "眼药水").
+    exact = sorted((m.start, m.end, m.entries[0].kind == "ignore") for m in sem_all)
+    exact_starts = [s for s, _, _ in exact]
+    reach: list[int] = []  # reach[i]: the furthest end of the exact terms exact[:i+1]
+    for _, e, _ in exact:
+        reach.append(max(e, reach[-1] if reach else -1))
+
+    def hidden(ps: int, pe: int) -> bool:
+        lo = bisect.bisect_left(exact_starts, ps)
+        if lo and reach[lo - 1] >= pe:  # a term starting earlier covers it
+            return True
+        hi = bisect.bisect_right(exact_starts, ps)
+        return any(e > pe or (e == pe and ign) for _, e, ign in exact[lo:hi])
+
+    found_overlay = [(m.start, m.end, m.term, m.entries) for m in kb.overlay.scan(norm)]
+    for cid, pattern in kb.patterns:
+        entry = (Entry("atom", cid),)
+        found_overlay.extend((pm.start(), pm.end(), pm.group(0), entry) for pm in pattern.finditer(norm))
+    for ps, pe, term, entries in found_overlay:
+        if pe == ps or hidden(ps, pe):
+            continue
+        found = Match(ps, pe, term, entries)
+        sem_all.append(found)
+        sem.append(found)
+    sem.sort(key=lambda m: (m.start, -m.end))
     mods_all = kb.modifiers.scan(norm)
     mods = _drop_contained(mods_all)
     cues = _drop_contained(kb.cues.scan(norm))
@@ -550,6 +576,8 @@ def assess(
         a.presence.setdefault("high_bp_measured", []).append(Occ("high_bp_measured", -1, -1, "BP"))
     if (sbp is not None and sbp >= 160) or (dbp is not None and dbp >= 100):
         a.presence.setdefault("high_bp_reading", []).append(Occ("high_bp_reading", -1, -1, "BP"))
+    if sbp is not None and sbp < 90:  # measured shock: counts like the words for it ("脸白得像纸")
+        a.presence.setdefault("shock_pattern", []).append(Occ("shock_pattern", -1, -1, f"SBP {sbp:g}"))
     hr = measured.get("heart_rate")
     if hr is not None and (hr < 60 or hr > 100):
         a.presence.setdefault("abnormal_hr_measured", []).append(Occ("abnormal_hr_measured", -1, -1, "HR"))

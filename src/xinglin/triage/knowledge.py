@@ -153,6 +153,8 @@ class Knowledge:
     icd_dept: dict[str, str]
     dept_alias: dict[str, str]
     scope: dict[str, int]
+    patterns: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
+    overlay: TermIndex = field(default_factory=TermIndex)  # terms found beside the others, hiding none
     stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -187,6 +189,38 @@ def _parse_threshold(text: str, where: str) -> Threshold:
     if not m:
         raise KnowledgeError(f"{where}: bad threshold {text!r}")
     return Threshold(m.group(1), float(m.group(2)))
+
+
+# Pattern macros: "~" = a few characters of the same clause, "~~" = up to the end of a longer clause.
+# Clause separators are the engine's punctuation (a gap never crosses "，", "。", ",", "." ...).
+_CLAUSE_CHAR = r"[^,;!?\n。，；！？:：.]"
+_GAP_MACROS = (("~~", _CLAUSE_CHAR + "{0,24}?"), ("~", _CLAUSE_CHAR + "{0,10}?"))
+
+
+def compile_pattern(raw: Any, where: str) -> str:
+    """A knowledge-file pattern → regex source. Patterns are regular expressions over the normalised
+    text (lower case, Simplified Chinese) in which ``~`` stands for "a few more characters of the same
+    clause" (``~~``: a longer stretch), so that words between the trigger parts do not break a match:
+    "叫~不醒" finds "叫不醒", "叫他不醒", "叫了半天也叫不醒"."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise KnowledgeError(f"{where}: pattern {raw!r} is not text (quote it in YAML)")
+    src = unicodedata.normalize("NFKC", raw).lower().strip()
+    out, i = [], 0
+    while i < len(src):
+        for macro, repl in _GAP_MACROS:
+            if src.startswith(macro, i):
+                out.append(repl)
+                i += len(macro)
+                break
+        else:
+            out.append(src[i])
+            i += 1
+    regex = "".join(out)
+    try:
+        re.compile(regex)
+    except re.error as exc:
+        raise KnowledgeError(f"{where}: bad pattern {raw!r}: {exc}") from exc
+    return regex
 
 
 def _edits1_deletes(word: str) -> set[str]:
@@ -227,10 +261,27 @@ def load() -> Knowledge:
             register(cid, concept, body, semantic, where)
     for cid, body in (lex.get("modifiers") or {}).items():
         register(cid, Concept(id=cid, kind="modifier"), body, modifiers, f"lexicon.modifiers.{cid}")
+    patterns: list[tuple[str, re.Pattern[str]]] = []
+    overlay = TermIndex()
     for cid, body in (rf.get("atoms") or {}).items():
         free = body.get("free_parts")
         concept = Concept(id=cid, kind="atom", free_parts=frozenset(free) if free is not None else None)
-        register(cid, concept, body, semantic, f"red_flags.atoms.{cid}")
+        raw_patterns = body.get("patterns") or []
+        if not (raw_patterns or body.get("overlay")):
+            register(cid, concept, body, semantic, f"red_flags.atoms.{cid}")
+            continue
+        # An overlay atom (one with patterns, or `overlay: true`): its terms are found like patterns,
+        # beside the exact terms, so that a new wording never hides a body part or a quality inside it.
+        register(cid, concept, {}, semantic, f"red_flags.atoms.{cid}")
+        where = f"red_flags.atoms.{cid}"
+        sources = [compile_pattern(p, f"{where}.patterns[{i}]") for i, p in enumerate(raw_patterns)]
+        for lang in ("zh", "en"):
+            for raw in body.get(lang) or []:
+                overlay.add(_norm(raw, f"{where}.{lang}"), Entry("atom", cid))
+                if lang == "en":
+                    en_words.update(re.findall(r"[a-z]+", _norm(raw, where)))
+        if sources:
+            patterns.append((cid, re.compile("|".join(f"(?:{src})" for src in sources))))
 
     ignore = lex.get("ignore") or {}
     for lang in ("zh", "en"):
@@ -359,7 +410,7 @@ def load() -> Knowledge:
                     icd_dept[name] = code
                     icd.add(name, Entry("icd", code))
 
-    for index in (semantic, modifiers, cues, icd):
+    for index in (semantic, modifiers, cues, icd, overlay):
         index.finish()
     population = _load_yaml("population.yaml") or {}
     return Knowledge(
@@ -383,11 +434,14 @@ def load() -> Knowledge:
         icd_dept=icd_dept,
         dept_alias=dept_alias,
         scope=scope,
+        patterns=patterns,
+        overlay=overlay,
         stats={
             "terms": len(semantic.terms),
             "modifier_terms": len(modifiers.terms),
             "icd_names": len(icd_dept),
             "concepts": len(concepts),
             "flag_rules": len(flags),
+            "patterns": sum(p.pattern.count("|(?:") + 1 for _, p in patterns),
         },
     )

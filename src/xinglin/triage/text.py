@@ -195,6 +195,9 @@ _BABY = r"(?:宝宝|婴儿|孩子|小孩|女儿|儿子|宝|娃|男婴|女婴|小
 _GAP = r"(?:才|刚|现在|今年|已经|快|刚满|满|出生|是|有|今天)?"
 _AGE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(\d{1,3})\s*(?:周岁|岁)\s*(?:(\d{1,2})\s*个?月|半)?"), "years"),
+    # "五十多岁", "七十来岁", "60出头": the decade is enough for the age rules.
+    (re.compile(r"(\d{1,3})\s*(?:多|来|几)\s*(?:周岁|岁)"), "years"),
+    (re.compile(r"(\d{2})\s*(?:出头)"), "years"),
     (re.compile(r"(\d{1,2})\s*几岁"), "years_approx"),
     (re.compile(r"半岁"), "half"),
     (re.compile(r"(?:出生|生下来|满)\s*(\d{1,3})\s*(?:天|日)"), "days"),
@@ -246,10 +249,20 @@ def read_age(num_text: str) -> float | None:
     return min(ages) if any(a < 14 for a in ages) else ages[0]
 
 
-_PILL_COUNT = re.compile(r"(\d{1,4})\s*(?:[a-z]+\s+)?(?:片|粒|颗|pills|tablets|tabs|capsules)")
+_PILL_COUNT = re.compile(
+    r"(\d{1,4})\s*(?:多|来|几|余)?\s*(?:[a-z]+\s+)?(?:片|粒|颗|丸|pills|pill|tablets|tablet|tabs|capsules|caps)"
+)
+# "took like 30 paracetamol", "吞了二十几个安眠药": a number after a verb of taking, before anything but time.
+_TOOK_COUNT = re.compile(
+    r"(?:took|taken|swallowed|ate|had|吃了|吞了|服了|吃咗|食咗|吞咗)\s*(?:like|about|around|maybe|over|nearly|almost|"
+    r"at least|up to|some|大概|大约|差不多|将近|起码|至少)?\s*(\d{1,4})\s*(?:多|来|几)?\s*(?!\s*(?:"
+    r"hours?|hrs?|minutes?|mins?|days?|weeks?|months?|years?|times?|am|pm|ml|mg|g\b|kg|%|度|天|小时|分钟|次|岁|号|点|年|月|周|口|个月|斤|公斤|毫升|ml))"
+)
 
 
 def read_pill_count(num_text: str) -> int | None:
-    """The largest number of tablets named ("吃了30片", "took 40 pills"), for overdose rules."""
+    """The largest number of tablets named ("吃了30片", "took 40 pills", "took like 30 paracetamol"),
+    for overdose rules."""
     counts = [int(m.group(1)) for m in _PILL_COUNT.finditer(num_text)]
+    counts += [int(m.group(1)) for m in _TOOK_COUNT.finditer(num_text)]
     return max(counts) if counts else None
