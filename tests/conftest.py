@@ -156,7 +156,7 @@ def patient_body(**extra) -> dict:
         "name": [{"text": "欧阳娜娜", "family": "欧阳", "given": ["娜娜"]}],
         "gender": "female",
         "birthDate": "1990-05-17",
-        "identifier": [{"system": "urn:oid:2.16.156.10011.1.1", "value": "11010119900517002X"}],
+        "identifier": [{"system": "urn:oid:2.16.156.10011.1.1", "value": "110101199005170024"}],
         "telecom": [{"system": "phone", "value": "13912345678"}],
     }
     body.update(extra)

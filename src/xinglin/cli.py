@@ -263,9 +263,11 @@ def demo_data(
 
 def _register_engines() -> None:
     # Engines with their own command modules; imported here so `xinglin --help` lists them.
+    from xinglin.ingest.cli import ingest_command
     from xinglin.privacy.deid.cli import deid_command
     from xinglin.triage.cli import triage_command
 
+    app.add_typer(ingest_command, name="ingest")
     app.command("deid")(deid_command)
     app.command("triage")(triage_command)
 

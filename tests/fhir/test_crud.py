@@ -96,7 +96,7 @@ def test_type_history_lists_all_versions(client, hospital):
 
 def test_conditional_create(client, hospital):
     h = hospital.headers("registrar")
-    cond = {**h, "If-None-Exist": "identifier=urn:oid:2.16.156.10011.1.1|11010119900517002X"}
+    cond = {**h, "If-None-Exist": "identifier=urn:oid:2.16.156.10011.1.1|110101199005170024"}
     first = client.post(f"{FHIR}/Patient", json=patient_body(), headers=cond)
     assert first.status_code == 201
     again = client.post(f"{FHIR}/Patient", json=patient_body(), headers=cond)

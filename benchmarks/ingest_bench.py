@@ -1,0 +1,121 @@
+"""Ingest throughput: a generated messy GBK CSV (20,000 rows by default) into a fresh SQLite database.
+
+    .venv/bin/python benchmarks/ingest_bench.py [--rows 20000] [--database-url URL]
+
+Prints JSON: rows/second end to end (read, normalise, match, write through the repository), resources/second,
+and rows/second of reading + normalising alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import random
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+from xinglin.core.config import Settings
+from xinglin.ingest.normalise import id_check_char
+from xinglin.ingest.profile import infer_profile
+from xinglin.ingest.readers import open_source
+from xinglin.ingest.report import IngestReport
+from xinglin.ingest.service import RowCleaner, RowRejected, ingest
+from xinglin.store.db import make_engine
+from xinglin.store.migrate import upgrade
+from xinglin.store.repository import Store
+from xinglin.tenancy import service as tenancy
+
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志红玉梅"
+LABS = [
+    ("GLU", "mg/dL", 70, 140, "70-110"),
+    ("血糖", "mmol/L", 3.5, 9.0, "3.9～6.1"),
+    ("肌酐", "umol/L", 50, 130, "44-133"),
+    ("TC", "mmol/L", 3.0, 7.0, "<5.2"),
+    ("ALT", "U/L", 5, 80, "9-50"),
+    ("HGB", "g/L", 100, 170, "115-150"),
+    ("WBC", "10^9/L", 3.0, 12.0, "3.5-9.5"),
+    ("钾", "mmol/L", 3.0, 5.8, "3.5-5.3"),
+]
+DATES = ["{y}年{m}月{d}日", "{y}/{m}/{d}", "{y}{m:02d}{d:02d}", "{y}.{m}.{d}", "{y}-{m:02d}-{d:02d}"]
+
+
+def generate(path: Path, rows: int, seed: int = 7) -> None:
+    rnd = random.Random(seed)
+    people = []
+    for i in range(max(1, rows // 4)):  # about four lab rows per person
+        y, m, d = rnd.randint(1940, 2010), rnd.randint(1, 12), rnd.randint(1, 28)
+        first17 = f"{rnd.choice(['110101', '440305', '320102', '330106'])}{y}{m:02d}{d:02d}{i % 1000:03d}"
+        idn = first17 + id_check_char(first17) if rnd.random() < 0.7 else ""
+        sex = ("男" if int(first17[16]) % 2 else "女") if idn else rnd.choice(["男", "女", "M", "F", "1", "2"])
+        name = rnd.choice(SURNAMES) + "".join(rnd.choice(GIVEN) for _ in range(rnd.randint(1, 2)))
+        phone = f"1{rnd.randint(3, 9)}{rnd.randint(0, 999999999):09d}"
+        people.append((name, sex, rnd.choice(DATES).format(y=y, m=m, d=d), idn, phone))
+    lines = ["姓名,性别,出生日期,身份证号,联系电话,就诊日期,诊断,检验项目,结果,单位,参考范围"]
+    for n in range(rows):
+        name, sex, born, idn, phone = people[n // 4 % len(people)]
+        item, unit, lo, hi, ref = rnd.choice(LABS)
+        visit = rnd.choice(DATES).format(y=2024, m=rnd.randint(1, 12), d=rnd.randint(1, 28))
+        dx = rnd.choice(["", "", "高血压", "2型糖尿病", "高血压；高脂血症"])
+        lines.append(f"{name},{sex},{born},{idn},{phone},{visit},{dx},{item},{rnd.uniform(lo, hi):.1f},{unit},{ref}")
+    path.write_bytes(("\r\n".join(lines) + "\r\n").encode("gb18030"))
+
+
+def normalise_only(path: Path) -> tuple[int, float]:
+    src = open_source(path)
+    prof = infer_profile(src.headers, format=src.format)
+    cleaner = RowCleaner(prof, path.name, "bench", IngestReport())
+    started = time.perf_counter()
+    n = 0
+    for row in src.rows():
+        n += 1
+        with contextlib.suppress(RowRejected):
+            cleaner.clean(row)
+    return n, time.perf_counter() - started
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary folder")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        data = tmpdir / "export.csv"
+        generate(data, args.rows)
+        url = args.database_url or f"sqlite:///{tmpdir / 'bench.db'}"
+        settings = Settings(database_url=url, secret_key="bench-" + secrets.token_hex(16))
+        engine = make_engine(url)
+        upgrade(engine, settings)
+        code = "bench-" + secrets.token_hex(3)
+        with engine.begin() as conn:
+            tenancy.create_tenant(conn, code, "基准医院")
+        n_norm, t_norm = normalise_only(data)
+        started = time.perf_counter()
+        report = ingest(Store(engine, settings), code, [data], source_name="bench")
+        seconds = time.perf_counter() - started
+        engine.dispose()
+    print(
+        json.dumps(
+            {
+                "benchmark": "ingest_csv",
+                "database": url.split(":", 1)[0],
+                "rows": report.rows_read,
+                "seconds": round(seconds, 2),
+                "rows_per_second": round(report.rows_read / seconds, 1),
+                "resources_written": report.resources_written,
+                "resources_per_second": round(report.resources_written / seconds, 1),
+                "patients_created": report.patients_created,
+                "rows_rejected": report.rows_rejected,
+                "reviews_created": report.reviews_created,
+                "normalise_rows_per_second": round(n_norm / t_norm, 1),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,732 @@
+"""Ingest: files in, FHIR resources out through the repository, with a report whose counts add up.
+
+    report = ingest(store, "ruijin", ["export.csv"], profile=None, dry_run=False, source_name=None)
+
+For each file: open and check it (encoding, format, truncation, required columns) before anything is
+written; infer a profile from the headers unless one is given; then, in chunks of rows, normalise each row
+(or reject it with its number and reason), match its person in the master patient index, and write the
+chunk's Patients, Encounters, Conditions, Observations and review Tasks with one ``create_many`` in one unit
+of work (all or nothing per chunk). Re-running is safe: every Condition/Observation carries an identifier
+``{source}/row|{row hash}#n``; a row whose first resource exists is skipped, and Patients and Encounters
+are found again by their identifiers. A run killed mid-file loses at most the chunk in flight, which the
+next run writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+
+from xinglin.core.errors import XinglinError
+from xinglin.core.ids import new_resource_id
+from xinglin.ingest import mpi
+from xinglin.ingest.normalise import (
+    GB2261_DISPLAY,
+    GB2261_SYSTEM,
+    ID_CARD_SYSTEM,
+    LOINC,
+    UCUM,
+    Address,
+    InvalidValue,
+    LabResult,
+    blank,
+    fhir_datetime,
+    normalise_address,
+    normalise_id_number,
+    normalise_lab,
+    normalise_name,
+    normalise_phones,
+    normalise_sex,
+    parse_birth_date,
+    parse_date,
+    split_diagnoses,
+    unit_display,
+)
+from xinglin.ingest.profile import Profile, infer_profile
+from xinglin.ingest.readers import Source, SourceRow, open_source
+from xinglin.ingest.report import IngestReport
+from xinglin.security.principal import system_principal
+from xinglin.store.repository import Repository, Store
+from xinglin.tenancy.service import get_tenant
+
+CHUNK_ROWS = 500
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+
+def source_system(source: str) -> str:
+    return mpi.SOURCE_SYSTEM + quote(source, safe="")
+
+
+# --------------------------------------------------------------------------------------------------
+# Cleaning one row
+
+
+@dataclass
+class CleanRow:
+    file: str
+    number: int
+    segment: int | None
+    hash: str
+    person: mpi.Person
+    address: Address | None = None
+    visit: date | datetime | None = None
+    visit_id: str | None = None
+    diagnoses: list[str] = field(default_factory=list)
+    labs: list[tuple[LabResult, date | datetime | None]] = field(default_factory=list)
+
+
+class RowRejected(Exception):
+    def __init__(self, column: str, reason: str, zh: str = "", en: str = ""):
+        super().__init__(reason)
+        self.column = column
+        self.reason = reason
+        self.zh = zh
+        self.en = en
+
+
+class RowCleaner:
+    """Applies a profile to rows: normalised values, or RowRejected; counts land in the report."""
+
+    def __init__(self, profile: Profile, file: str, source: str, report: IngestReport):
+        self.p = profile
+        self.file = file
+        self.source = source
+        self.system = source_system(source)
+        self.report = report
+        self.cols = {k: profile.column(k) for k in (
+            "name", "sex", "birth_date", "id_number", "patient_id", "phone", "address", "visit_date", "visit_id",
+            "diagnosis", "test", "result", "unit", "ref_range", "observed_at",
+        )}  # fmt: skip
+        self.identity = profile.identity_columns()
+        self.mapped = [c for c, fm in profile.columns.items() if fm.key != "ignore"]
+
+    def _raw(self, row: SourceRow, key: str) -> tuple[str | None, Any]:
+        col = self.cols[key]
+        if col is None:
+            return None, None
+        value = row.values.get(col)
+        fm = self.p.columns[col]
+        if isinstance(value, str) and fm.value_map:
+            value = fm.value_map.get(value.strip(), value)
+        if blank(value):
+            return col, None
+        self.report.present[col] += 1
+        return col, value
+
+    def _ok(self, col: str) -> None:
+        self.report.valid[col] += 1
+
+    def _warn(self, row: SourceRow, col: str, exc: InvalidValue) -> None:
+        self.report.warn(self.file, row.number, col, exc.reason, row.segment)
+
+    def row_hash(self, row: SourceRow) -> str:
+        values = [str(row.values.get(c, "")) for c in self.mapped]
+        if self.p.format == "hl7":
+            values += [str(row.values.get("MSH-10", "")), str(row.segment)]
+        return hashlib.sha256(orjson.dumps(values)).hexdigest()[:32]
+
+    def clean(self, row: SourceRow) -> CleanRow:
+        if row.problem:
+            reason, zh, en = row.problem
+            raise RowRejected("MSH-9" if reason == "unsupported_message" else "", reason, zh, en)
+        person = mpi.Person()
+        # resident ID number first: the other identity columns are checked against it
+        col, value = self._raw(row, "id_number")
+        rid = None
+        if value is not None:
+            try:
+                rid = normalise_id_number(str(value))
+            except InvalidValue as exc:
+                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
+                raise RowRejected(col, exc.reason) from None
+            self._ok(col)
+            person.id_number = rid.number
+        col, value = self._raw(row, "name")
+        if value is not None:
+            try:
+                person.name = normalise_name(str(value))
+                self._ok(col)
+            except InvalidValue as exc:
+                if rid is None:
+                    self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
+                    raise RowRejected(col, exc.reason) from None
+                self._warn(row, col, exc)
+        col, value = self._raw(row, "birth_date")
+        if value is not None:
+            try:
+                person.birth_date = parse_birth_date(value, tuple(self.p.columns[col].date_formats))
+                self._ok(col)
+            except InvalidValue as exc:
+                self._warn(row, col, exc)
+        if rid is not None:
+            if person.birth_date is not None and person.birth_date != rid.birth_date:
+                raise RowRejected(col or "", "id_birth_date_mismatch")
+            person.birth_date = rid.birth_date
+        col, value = self._raw(row, "sex")
+        if value is not None:
+            try:
+                fm = self.p.columns[col]
+                person.sex = normalise_sex(str(value), tuple(fm.value_map.items()))
+                self._ok(col)
+            except InvalidValue as exc:
+                self._warn(row, col, exc)
+        if rid is not None:
+            if person.sex is not None and person.sex.fhir in ("male", "female") and person.sex != rid.sex:
+                raise RowRejected(col or "", "id_sex_mismatch")
+            if person.sex is None or person.sex.fhir == "unknown":
+                person.sex = rid.sex
+        col, value = self._raw(row, "phone")
+        if value is not None:
+            try:
+                person.phones = tuple(p.value for p in normalise_phones(str(value)))
+                self._ok(col)
+            except InvalidValue as exc:
+                self._warn(row, col, exc)
+        col, value = self._raw(row, "patient_id")
+        if value is not None:
+            person.source_id = (self.system, str(value).strip())
+            self._ok(col)
+        if person.id_number is None and person.name is None and person.source_id is None:
+            raise RowRejected(self.cols["name"] or self.cols["id_number"] or "", "no_identity")
+        clean = CleanRow(self.file, row.number, row.segment, self.row_hash(row), person)
+        col, value = self._raw(row, "address")
+        if value is not None:
+            try:
+                clean.address = normalise_address(str(value))
+                self._ok(col)
+            except InvalidValue as exc:
+                self._warn(row, col, exc)
+        col, value = self._raw(row, "visit_date")
+        if value is not None:
+            try:
+                clean.visit = parse_date(value, tuple(self.p.columns[col].date_formats))
+                self._ok(col)
+            except InvalidValue as exc:
+                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
+                raise RowRejected(col, exc.reason) from None
+        col, value = self._raw(row, "visit_id")
+        if value is not None:
+            clean.visit_id = str(value).strip()
+            self._ok(col)
+        col, value = self._raw(row, "diagnosis")
+        if value is not None:
+            clean.diagnoses = split_diagnoses(str(value))
+            self._ok(col)
+        observed = clean.visit
+        col, value = self._raw(row, "observed_at")
+        if value is not None:
+            try:
+                observed = parse_date(value, tuple(self.p.columns[col].date_formats))
+                self._ok(col)
+            except InvalidValue as exc:
+                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
+                raise RowRejected(col, exc.reason) from None
+        self._labs(row, clean, observed)
+        return clean
+
+    def _labs(self, row: SourceRow, clean: CleanRow, observed: date | datetime | None) -> None:
+        tcol, item = self._raw(row, "test")
+        rcol, result = self._raw(row, "result")
+        ucol, unit = self._raw(row, "unit")
+        fcol, ref = self._raw(row, "ref_range")
+        if item is not None and result is None:
+            self._warn(row, rcol or tcol, InvalidValue("result_missing", "", ""))
+        if item is not None and result is not None:
+            fm = self.p.columns[rcol]
+            try:
+                lab = normalise_lab(str(item), result, unit, ref, fm.unit)
+            except InvalidValue as exc:
+                self.report.invalid(self.file, row.number, ucol or rcol, exc.reason, row.segment)
+                raise RowRejected(ucol or rcol, exc.reason) from None
+            for c in (tcol, rcol, ucol, fcol):
+                if c is not None and row.values.get(c) not in (None, ""):
+                    self._ok(c)
+            clean.labs.append((lab, observed))
+        for col, fm in self.p.wide_columns():
+            value = row.values.get(col)
+            if blank(value):
+                continue
+            self.report.present[col] += 1
+            try:
+                lab = normalise_lab(fm.analyte, value, None, None, fm.unit)
+            except InvalidValue as exc:
+                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
+                raise RowRejected(col, exc.reason) from None
+            self._ok(col)
+            clean.labs.append((lab, observed))
+
+
+# --------------------------------------------------------------------------------------------------
+# Building resources
+
+
+def _patient_body(pid: str, row: CleanRow, system: str) -> dict:
+    p = row.person
+    body: dict[str, Any] = {"resourceType": "Patient", "id": pid, "active": True}
+    idents = []
+    if p.id_number:
+        idents.append(
+            {
+                "use": "official",
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "NNCHN"}]},
+                "system": ID_CARD_SYSTEM,
+                "value": p.id_number,
+            }
+        )
+    if p.source_id:
+        idents.append({"use": "usual", "system": p.source_id[0], "value": p.source_id[1]})
+    if idents:
+        body["identifier"] = idents
+    if p.name:
+        name: dict[str, Any] = {"use": "official", "text": p.name.text}
+        if p.name.family:
+            name["family"] = p.name.family
+        if p.name.given:
+            name["given"] = [p.name.given]
+        body["name"] = [name]
+    if p.sex:
+        body["gender"] = p.sex.fhir
+        body["extension"] = [
+            {
+                "url": "https://xinglin.dev/StructureDefinition/gb-t-2261.1-sex",
+                "valueCoding": {"system": GB2261_SYSTEM, "code": p.sex.gb, "display": GB2261_DISPLAY[p.sex.gb]},
+            }
+        ]
+    if p.birth_date:
+        body["birthDate"] = p.birth_date.isoformat()
+    if p.phones:
+        body["telecom"] = [
+            {"system": "phone", "value": ph, "use": "mobile" if "-" not in ph and len(ph) == 11 else "home"}
+            for ph in p.phones
+        ]
+    if row.address:
+        body["address"] = [{"use": "home", **row.address.fhir()}]
+    return body
+
+
+def _quantity(value: float, unit: str | None, unit_text: str | None) -> dict:
+    q: dict[str, Any] = {"value": value}
+    if unit:
+        q.update(unit=unit_display(unit), system=UCUM, code=unit)
+    elif unit_text:
+        q["unit"] = unit_text
+    return q
+
+
+def _observation(lab: LabResult, when: date | datetime | None, patient: str, encounter: str | None, offset: str):
+    code: dict[str, Any] = {"text": lab.item}
+    if lab.analyte:
+        code["coding"] = [{"system": LOINC, "code": lab.analyte.loinc, "display": lab.analyte.display}]
+    body: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{"coding": [{"system": OBS_CATEGORY, "code": "laboratory", "display": "Laboratory"}]}],
+        "code": code,
+        "subject": {"reference": f"Patient/{patient}"},
+    }
+    if encounter:
+        body["encounter"] = {"reference": f"Encounter/{encounter}"}
+    if when is not None:
+        body["effectiveDateTime"] = fhir_datetime(when, offset)
+    v = lab.value
+    if v.value is not None:
+        q = _quantity(v.value, lab.unit, lab.unit_text)
+        if v.comparator:
+            q["comparator"] = v.comparator
+        body["valueQuantity"] = q
+        if lab.ref is not None and v.comparator is None:
+            if lab.ref.high is not None and v.value > lab.ref.high:
+                flag = ("H", "High")
+            elif lab.ref.low is not None and v.value < lab.ref.low:
+                flag = ("L", "Low")
+            elif lab.ref.low is not None or lab.ref.high is not None:
+                flag = ("N", "Normal")
+            else:
+                flag = None
+            if flag:
+                body["interpretation"] = [{"coding": [{"system": INTERPRETATION, "code": flag[0], "display": flag[1]}]}]
+    else:
+        body["valueString"] = v.text
+    if lab.ref is not None:
+        rr: dict[str, Any] = {"text": lab.ref.text}
+        if lab.ref.low is not None:
+            rr["low"] = _quantity(lab.ref.low, lab.unit, lab.unit_text)
+        if lab.ref.high is not None:
+            rr["high"] = _quantity(lab.ref.high, lab.unit, lab.unit_text)
+        body["referenceRange"] = [rr]
+    return body
+
+
+# --------------------------------------------------------------------------------------------------
+# Chunks
+
+
+@dataclass
+class _Plan:
+    items: list[tuple[str, dict, str | None]] = field(default_factory=list)
+    item_rows: list[int] = field(default_factory=list)  # index into the chunk's rows, per item
+    updates: list[mpi.Candidate] = field(default_factory=list)
+    created_patients: set[str] = field(default_factory=set)
+    created_encounters: dict[str, str] = field(default_factory=dict)
+    candidates: list[mpi.Candidate] = field(default_factory=list)  # Patients this chunk creates
+    matched_existing: set[str] = field(default_factory=set)
+    seen: set[tuple[str, str]] = field(default_factory=set)  # (source system, row hash)
+    report: IngestReport = field(default_factory=IngestReport)
+
+
+class _Retry(Exception):
+    def __init__(self, row: CleanRow, error: XinglinError):
+        super().__init__(error.en)
+        self.row = row
+        self.error = error
+
+
+DiagnosisCoder = Callable[[str], list[dict]]
+
+
+class _Run:
+    def __init__(self, store: Store, tenant_code: str, *, dry_run: bool, coder: DiagnosisCoder | None, offset: str):
+        with store.engine.begin() as conn:
+            tenant = get_tenant(conn, tenant_code)
+        self.store = store
+        self.principal = system_principal(tenant.id, tenant.code, name="ingest", purpose="HOPERAT")
+        self.dry_run = dry_run
+        self.coder = coder
+        self.offset = offset
+        self.existing_matched: set[str] = set()  # Patients from before the run that rows matched
+        self.run_created: set[str] = set()
+        self.seen_hashes: set[tuple[str, str]] = set()
+        self.source_has_rows: dict[str, bool] = {}  # row-identifier system -> rows of it were stored before the run
+        # dry runs write nothing, so what earlier chunks "created" is carried here
+        self.pending: list[mpi.Candidate] = []
+        self.pending_encounters: dict[str, str] = {}
+
+    # one chunk, retried without a row whose resources the store refuses
+    def chunk(self, rows: list[CleanRow], profile: Profile, system: str, report: IngestReport) -> None:
+        rows = list(rows)
+        while True:
+            try:
+                with self.store.unit_of_work(self.principal) as repo:
+                    plan = self._plan(repo, rows, profile, system)
+                    if not self.dry_run:
+                        try:
+                            for cand in plan.updates:
+                                repo.update("Patient", cand.id, {k: v for k, v in cand.body.items() if k != "meta"})
+                            if plan.items:
+                                repo.create_many(plan.items)
+                        except XinglinError as exc:
+                            bad = getattr(exc, "item_index", None)
+                            if bad is None or not plan.items:
+                                raise
+                            raise _Retry(rows[plan.item_rows[bad]], exc) from None
+            except _Retry as retry:
+                row = retry.row
+                report.reject(row.file, row.number, retry.error.element or "", "fhir_invalid", row.segment)
+                rows = [r for r in rows if r is not row]
+                continue
+            break
+        report.merge(plan.report)
+        self.run_created |= plan.created_patients
+        self.existing_matched |= plan.matched_existing
+        self.seen_hashes |= plan.seen
+        if self.dry_run:
+            self.pending.extend(plan.candidates)
+            self.pending_encounters.update(plan.created_encounters)
+
+    def _existing_rows(self, repo: Repository, rows: list[CleanRow], row_system: str) -> set[str]:
+        anchors = [f"{r.hash}#1" for r in rows if r.diagnoses or r.labs]
+        if not anchors:
+            return set()
+        if row_system not in self.source_has_rows:  # a source never ingested before needs no per-row look-up
+            self.source_has_rows[row_system] = any(
+                repo.search(rtype, [("identifier", f"{row_system}|"), ("_count", "1"), ("_total", "none")]).matches
+                for rtype in ("Condition", "Observation")
+            )
+        if not self.source_has_rows[row_system]:
+            return set()
+        found: set[str] = set()
+        for rtype in ("Condition", "Observation"):
+            for body in mpi._search_all(repo, rtype, "identifier", [f"{row_system}|{a}" for a in anchors]):
+                for ident in body.get("identifier", []):
+                    if ident.get("system") == row_system:
+                        found.add(ident["value"].split("#")[0])
+        return found
+
+    def _encounters(self, repo: Repository, keys: list[str], visit_system: str) -> dict[str, str]:
+        if not keys:
+            return {}
+        out = {}
+        for body in mpi._search_all(repo, "Encounter", "identifier", [f"{visit_system}|{k}" for k in keys]):
+            for ident in body.get("identifier", []):
+                if ident.get("system") == visit_system:
+                    out[ident["value"]] = body["id"]
+        return out
+
+    def _plan(self, repo: Repository, rows: list[CleanRow], profile: Profile, system: str) -> _Plan:
+        plan = _Plan()
+        rep = plan.report
+        row_system, visit_system = system + "/row", system + "/visit"
+        index = mpi.MatchIndex(profile.match_threshold, profile.review_threshold)
+        for cand in self.pending:
+            index.add(cand)
+        mpi.load_candidates(repo, index, [r.person for r in rows])
+        done = self._existing_rows(repo, rows, row_system)
+
+        def visit_key(row: CleanRow, patient_key: str) -> str | None:
+            if row.visit_id:
+                return row.visit_id
+            if row.visit is None:
+                return None
+            day = row.visit.date() if isinstance(row.visit, datetime) else row.visit
+            return f"{patient_key}|{day.isoformat()}"
+
+        def person_key(row: CleanRow) -> str:
+            p = row.person
+            if p.source_id:
+                return p.source_id[1]
+            basis = [p.id_number or "", p.name.text if p.name else "", str(p.birth_date or ""), *p.phones]
+            return "h:" + hashlib.sha256("|".join(basis).encode()).hexdigest()[:20]
+
+        # patient per row
+        chosen: list[tuple[CleanRow, mpi.Candidate, str]] = []
+        matched_existing = plan.matched_existing
+        updated: set[str] = set()
+        for i, row in enumerate(rows):
+            p = row.person
+            if p.source_id is None:
+                p.source_id = (system, person_key(row))
+            decision = index.decide(p)
+            if decision.kind in ("identifier", "match"):
+                cand = decision.candidate
+                assert cand is not None
+                outcome = "matched"
+                if cand.stored and cand.id not in self.run_created:
+                    matched_existing.add(cand.id)
+                for sysname, value in p.identifiers():
+                    if sysname == mpi.ID_CARD_SYSTEM and cand.id_number:
+                        continue
+                    if cand.add_identifier(sysname, value):
+                        index.reindex_identifiers(cand)
+                        if cand.stored and cand.id not in updated:
+                            updated.add(cand.id)
+                            plan.updates.append(cand)
+            else:
+                pid = new_resource_id()
+                body = _patient_body(pid, row, system)
+                cand = index.add(mpi.Candidate.from_body(body, stored=False))
+                plan.items.append(("Patient", body, pid))
+                plan.item_rows.append(i)
+                plan.created_patients.add(pid)
+                plan.candidates.append(cand)
+                rep.patients_created += 1
+                rep.resources_by_type["Patient"] += 1
+                outcome = "stored"
+                if decision.kind == "review":
+                    assert decision.candidate is not None
+                    origin = f"{row.file} row {row.number}" + (f" segment {row.segment}" if row.segment else "")
+                    task = mpi.review_task(pid, decision.candidate.id, decision.score, decision.reasons, origin)
+                    plan.items.append(("Task", task, None))
+                    plan.item_rows.append(i)
+                    rep.reviews_created += 1
+                    rep.resources_by_type["Task"] += 1
+            chosen.append((i, row, cand, outcome))
+        rep.patients_matched += len(matched_existing - self.existing_matched)
+        rep.patients_updated += len(plan.updates)
+
+        # encounters, conditions, observations
+        keys = {}
+        for _, row, cand, _ in chosen:
+            k = visit_key(row, cand.id)
+            if k:
+                keys[id(row)] = k
+        known = dict(self.pending_encounters)
+        known.update(self._encounters(repo, sorted(set(keys.values()) - set(known)), visit_system))
+        for i, row, cand, outcome in chosen:
+            if outcome == "stored":
+                rep.rows_stored += 1
+            else:
+                rep.rows_matched += 1
+            key = (system, row.hash)
+            already = row.hash in done or key in self.seen_hashes or key in plan.seen
+            plan.seen.add(key)
+            if already:
+                rep.rows_already_ingested += 1
+                continue
+            enc_id = None
+            k = keys.get(id(row))
+            if k:
+                enc_id = known.get(k)
+                if enc_id is None:
+                    enc_id = new_resource_id()
+                    known[k] = enc_id
+                    plan.created_encounters[k] = enc_id
+                    enc: dict[str, Any] = {
+                        "resourceType": "Encounter",
+                        "identifier": [{"system": visit_system, "value": k}],
+                        "status": "finished",
+                        "class": {"system": ACT_CODE, "code": "AMB", "display": "ambulatory"},
+                        "subject": {"reference": f"Patient/{cand.id}"},
+                    }
+                    if row.visit is not None:
+                        enc["period"] = {"start": fhir_datetime(row.visit, self.offset)}
+                    plan.items.append(("Encounter", enc, enc_id))
+                    plan.item_rows.append(i)
+                    rep.resources_by_type["Encounter"] += 1
+            n = 0
+            for text in row.diagnoses:
+                n += 1
+                cond: dict[str, Any] = {
+                    "resourceType": "Condition",
+                    "identifier": [{"system": row_system, "value": f"{row.hash}#{n}"}],
+                    "category": [{"coding": [{"system": COND_CATEGORY, "code": "encounter-diagnosis"}]}],
+                    "code": {"text": text},
+                    "subject": {"reference": f"Patient/{cand.id}"},
+                }
+                codes = self._code(text, profile)
+                if codes:
+                    cond["code"]["coding"] = codes
+                    rep.diagnoses_coded += 1
+                else:
+                    rep.unmapped_value("diagnosis", text)
+                if enc_id:
+                    cond["encounter"] = {"reference": f"Encounter/{enc_id}"}
+                if row.visit is not None:
+                    cond["recordedDate"] = fhir_datetime(row.visit, self.offset)
+                plan.items.append(("Condition", cond, None))
+                plan.item_rows.append(i)
+                rep.resources_by_type["Condition"] += 1
+            for lab, when in row.labs:
+                n += 1
+                obs = _observation(lab, when, cand.id, enc_id, self.offset)
+                obs["identifier"] = [{"system": row_system, "value": f"{row.hash}#{n}"}]
+                plan.items.append(("Observation", obs, None))
+                plan.item_rows.append(i)
+                rep.resources_by_type["Observation"] += 1
+                if lab.converted:
+                    rep.lab_units_converted += 1
+                if lab.analyte is None:
+                    rep.unmapped_value("lab_item", lab.item)
+                if lab.unit_text:
+                    rep.unmapped_value("unit", f"{lab.item} | {lab.unit_text}")
+        rep.resources_written = len(plan.items) + len(plan.updates)
+        if self.dry_run:
+            rep.resources_written = 0
+        return plan
+
+    def _code(self, text: str, profile: Profile) -> list[dict]:
+        if self.coder is None:
+            return []
+        system = next((fm.code_system for fm in profile.columns.values() if fm.key == "diagnosis"), None)
+        system = system or "https://xinglin.dev/CodeSystem/icd10-cn"
+        out = []
+        for hit in self.coder(text) or []:
+            code = hit.get("code") if isinstance(hit, dict) else getattr(hit, "code", None)
+            name = hit.get("name") if isinstance(hit, dict) else getattr(hit, "name", None)
+            if code:
+                out.append({"system": system, "code": str(code), **({"display": str(name)} if name else {})})
+        return out
+
+
+def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    batch: list[Any] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def default_coder() -> DiagnosisCoder | None:
+    """The diagnosis coding engine's public API when a code set is loaded; None leaves diagnoses as text."""
+    try:
+        from xinglin.ingest import coding
+    except ImportError:
+        return None
+    factory = getattr(coding, "default_coder", None)
+    if factory is None:
+        return None
+    try:
+        coder = factory()
+    except Exception:
+        return None
+    if coder is None or not hasattr(coder, "code"):
+        return None
+    return coder.code
+
+
+def ingest(
+    store: Store,
+    tenant_code: str,
+    files: Iterable[str | Path],
+    *,
+    profile: Profile | None = None,
+    dry_run: bool = False,
+    source_name: str | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+    coder: DiagnosisCoder | None = None,
+    encoding: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int], None] | None = None,
+) -> IngestReport:
+    """Ingests files into a tenant; returns the report (rows_read = stored + matched + rejected)."""
+    started = time.perf_counter()
+    report = IngestReport(dry_run=dry_run)
+    coder = coder if coder is not None else default_coder()
+    run = _Run(store, tenant_code, dry_run=dry_run, coder=coder, offset=(profile.utc_offset if profile else "+08:00"))
+    # open and check every file first: nothing is written when one of them cannot be read
+    opened: list[tuple[Source, Profile, str]] = []
+    for f in files:
+        path = Path(f)
+        src = open_source(
+            path,
+            format=profile.format if profile else None,
+            encoding=encoding or (profile.encoding if profile else None),
+            delimiter=profile.delimiter if profile else None,
+        )
+        prof = profile or infer_profile(src.headers, format=src.format)
+        if prof.format is None:
+            prof = prof.model_copy(update={"format": src.format})
+        prof.check_columns(src.headers, path.name)
+        source = source_name or prof.source or path.stem
+        opened.append((src, prof, source))
+    if on_total:
+        on_total(sum(src.rows_total for src, _, _ in opened))
+    for src, prof, source in opened:
+        file = src.path.name
+        report.files.append(file)
+        if source not in report.sources:
+            report.sources.append(source)
+        report.columns.update({c: fm.element for c, fm in prof.columns.items()})
+        system = source_system(source)
+        chunk_report = IngestReport()
+        cleaner = RowCleaner(prof, file, source, chunk_report)
+        for batch in _chunks(src.rows(), chunk_rows):
+            clean: list[CleanRow] = []
+            for row in batch:
+                report.rows_read += 1
+                try:
+                    clean.append(cleaner.clean(row))
+                except RowRejected as exc:
+                    chunk_report.reject(file, row.number, exc.column, exc.reason, row.segment, exc.zh, exc.en)
+            run.chunk(clean, prof, system, chunk_report)
+            report.merge(chunk_report)
+            chunk_report = IngestReport()
+            cleaner.report = chunk_report
+            if progress:
+                progress(len(batch))
+    report.seconds = time.perf_counter() - started
+    report.check()
+    return report
