@@ -7,6 +7,7 @@ import traceback
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from xinglin import __version__
@@ -14,6 +15,7 @@ from xinglin.core.config import Settings, get_settings
 from xinglin.core.errors import BadRequest, MethodNotAllowed, NotFound, XinglinError
 from xinglin.fhir import api as fhir_api
 from xinglin.fhir.outcome import outcome_response
+from xinglin.portal import api as portal_api
 from xinglin.privacy import api as privacy_api
 from xinglin.security import api as auth_api
 from xinglin.security.keys import signing_key
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_api.router)
     app.include_router(telehealth_api.router)
     app.include_router(share_api.router)
+    app.include_router(portal_api.router)
+    app.mount(portal_api.STATIC_URL, StaticFiles(directory=portal_api.STATIC_DIR), name="portal-static")
     app.include_router(triage_api.router)
 
     @app.get("/healthz", include_in_schema=False)
