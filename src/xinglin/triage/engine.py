@@ -1,13 +1,15 @@
 """The triage engine: complaint text (+ age, sex, pregnancy, vital signs) → clinic, urgency, red flags.
 
-Deterministic rules only; every decision can be traced to a line of a knowledge file. The steps:
+Deterministic rules; every decision can be traced to a line of a knowledge file. The steps:
 
 1. normalise the text (width, case, Traditional → Simplified, typos) and read numbers from it
    (age "3个月宝宝", vital signs "血氧88", "体温39度5");
 2. find terms of the lexicon and the red-flag atoms; mark those negated ("没有胸痛", "no fever") or
    about the past ("以前中风过"); join body parts with qualities ("肚子一阵阵地疼" → abdominal pain);
 3. red flags and urgent combinations (red_flags.yaml) and vital-sign thresholds (vitals.yaml) set
-   the urgency level; symptom concepts and modifiers ("剧烈", "突然", "复查") adjust it;
+   the urgency level; symptom concepts and modifiers ("剧烈", "突然", "复查") adjust it; then the
+   statistical safety check (safety.py) may add red flags the rules missed and raise the level to 2
+   (only raise: never lower a level, drop a flag or change the clinic);
 4. department weights of everything found are added up; population rules (children, pregnancy, sex,
    the elderly) and level 1 (→ 急诊医学科) decide the final clinic and the two alternatives.
 
@@ -22,6 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from xinglin.triage import safety
 from xinglin.triage import text as textmod
 from xinglin.triage.knowledge import Concept, Entry, FlagRule, Knowledge, Match, load
 from xinglin.triage.models import (
@@ -500,6 +503,22 @@ def _explain_list(items: list[str], limit: int = 6) -> str:
     return "、".join(items[:limit]) + ("等" if len(items) > limit else "")
 
 
+def safety_view(norm: str, a: Analysis, kb: Knowledge) -> str:
+    """The text the safety model reads: spans the rules found negated ("没有胸痛"), about the past
+    ("以前中风过") or listed as harmless ("热得想死", "眼药水") are blanked out, so that the model does
+    not overrule what the rules understood."""
+    if not norm:
+        return norm
+    chars = list(norm)
+    spans = [(o.start, o.end) for occs in a.presence.values() for o in occs if o.negated or o.historical]
+    spans += [(o.start, o.end) for occs in a.modifiers.values() for o in occs if o.negated]
+    spans += [(m.start, m.end) for m in kb.semantic.scan(norm) if all(e.kind == "ignore" for e in m.entries)]
+    for start, end in spans:
+        if 0 <= start < end:
+            chars[start:end] = " " * (end - start)
+    return "".join(chars)
+
+
 def assess(
     text: str | None,
     *,
@@ -509,6 +528,30 @@ def assess(
     vitals: dict[str, Any] | None = None,
 ) -> TriageResult:
     """Triage one complaint. Any text is accepted; bad arguments raise :class:`TriageInputError`."""
+    return _assess(text, age=age, sex=sex, pregnant=pregnant, vitals=vitals, safety_check=True)
+
+
+def assess_rules_only(
+    text: str | None,
+    *,
+    age: float | None = None,
+    sex: str | None = None,
+    pregnant: bool | None = None,
+    vitals: dict[str, Any] | None = None,
+) -> TriageResult:
+    """:func:`assess` without the statistical safety check (for training and measuring that check)."""
+    return _assess(text, age=age, sex=sex, pregnant=pregnant, vitals=vitals, safety_check=False)
+
+
+def _assess(
+    text: str | None,
+    *,
+    age: Any,
+    sex: Any,
+    pregnant: Any,
+    vitals: Any,
+    safety_check: bool,
+) -> TriageResult:
     age_in = check_age(age)
     sex_in = check_sex(sex)
     pregnant_in = check_pregnant(pregnant)
@@ -643,6 +686,24 @@ def assess(
         level = min(level, h.level)
     level = min(level, *vital_levels.values()) if vital_levels else level
 
+    # ---- statistical safety check: may add red flags and raise the level to 2, never anything else
+    # It speaks only when the rules found no red flag and left the level at 3 or 4 (anything else is
+    # already escalated at level <= 2, so the model could add nothing but noise),
+    # and it reads the text with what the rules know to be negated, past or harmless blanked out.
+    model_flags: list[str] = []
+    if safety_check and norm and "no_words" not in warnings and not flags and level >= 3:
+        model = safety.get_model()
+        if model is None:
+            warnings.append("safety_model_unavailable")
+        else:
+            for code, _prob, grams in model.predict(safety_view(norm, a, kb), age_in, pregnant_in):
+                if code in flags:
+                    continue
+                flags[code] = FlagHit(code, 2, "", "模型：" + ", ".join(grams) if grams else "模型")
+                model_flags.append(code)
+            if model_flags:
+                level = min(level, 2)
+
     # ---- department scores
     scores: dict[str, float] = defaultdict(float)
     first_pos: dict[str, int] = {}
@@ -760,6 +821,14 @@ def assess(
             f"Text longer than {textmod.LONG_TEXT_CHARS} characters: provisional result, a triage nurse will review"
         )
 
+    if model_flags:
+        names = "、".join(_FLAG_NAMES[c][0] for c in model_flags)
+        messages.append(f"统计安全检查提示可能存在危险信号（{names}），已提高紧急程度，请由分诊护士人工确认")
+        messages_en.append(
+            "Raised by the statistical safety check (possible "
+            + ", ".join(_FLAG_NAMES[c][1] for c in model_flags)
+            + "): urgency raised, a triage nurse will confirm"
+        )
     explanation, explanation_en = _explain(
         department.code,
         level,
