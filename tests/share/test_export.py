@@ -203,8 +203,8 @@ def test_cross_border_gate_names_what_is_missing(cohort, hospital, tmp_path):
         export_dataset(store, researcher(hospital), "Condition?code=E11.9", ["sex"], destination="nowhere", **args)
 
 
-def test_export_over_http_and_download(cohort, hospital, client, app, tmp_path):
-    app.state.settings.export_dir = str(tmp_path)
+def test_export_over_http_and_download(cohort, hospital, client, app, tmp_path, monkeypatch):
+    monkeypatch.setattr(app.state.settings, "export_dir", str(tmp_path))
     h = hospital.headers("researcher", username="dr-research")
     r = client.post(
         "/api/share/exports", json={"cohort": "Condition?code=I10", "fields": ["sex", "age_band"], "k": 5}, headers=h
