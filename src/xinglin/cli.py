@@ -17,11 +17,13 @@ tenant_app = typer.Typer(no_args_is_help=True, help="Tenants (hospitals or group
 user_app = typer.Typer(no_args_is_help=True, help="Users and integration clients")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit chain")
 share_app = typer.Typer(no_args_is_help=True, help="De-identified research data sets")
+codes_app = typer.Typer(no_args_is_help=True, help="Code sets a hospital supplies (ICD-10 ...)")
 app.add_typer(db_app, name="db")
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(user_app, name="user")
 app.add_typer(audit_app, name="audit")
 app.add_typer(share_app, name="share")
+app.add_typer(codes_app, name="codes")
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
@@ -264,10 +266,13 @@ def demo_data(
 def _register_engines() -> None:
     # Engines with their own command modules; imported here so `xinglin --help` lists them.
     from xinglin.ingest.cli import ingest_command
+    from xinglin.ingest.coding.cli import code_dx_command, codes_load_command
     from xinglin.privacy.deid.cli import deid_command
     from xinglin.triage.cli import triage_command
 
     app.add_typer(ingest_command, name="ingest")
+    app.command("code-dx")(code_dx_command)
+    codes_app.command("load")(codes_load_command)
     app.command("deid")(deid_command)
     app.command("triage")(triage_command)
 

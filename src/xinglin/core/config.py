@@ -31,6 +31,7 @@ class Settings(BaseSettings):
         description="Flush the audit records of read-only requests to disk before answering (PostgreSQL). "
         "Off: they are committed asynchronously, which a crash can cut short by a fraction of a second.",
     )
+    codeset_dir: str = Field(default="codesets", description="Where loaded code sets (coding indexes) are kept.")
     export_dir: str = Field(default="exports", description="Where research data sets are written.")
     page_size: int = Field(default=20, ge=1, description="Default _count of a search.")
     max_page_size: int = Field(default=1000, ge=1, description="Largest _count honoured.")
