@@ -39,6 +39,9 @@ class Settings(BaseSettings):
         default=None, description="Base URL used in links and Location headers (default: from the request)."
     )
     db_pool_size: int = Field(default=10, ge=1, description="Connections per worker (PostgreSQL).")
+    worker_threads: int = Field(
+        default=4, ge=1, le=200, description="Requests a worker process handles at once (its thread pool)."
+    )
 
 
 @lru_cache
