@@ -1,9 +1,10 @@
 """Ingest throughput: a generated messy GBK CSV (20,000 rows by default) into a fresh SQLite database.
 
-    .venv/bin/python benchmarks/ingest_bench.py [--rows 20000] [--database-url URL]
+    .venv/bin/python benchmarks/ingest_bench.py [--rows 20000] [--database-url URL] [--pg [SERVER_URL]]
 
-Prints JSON: rows/second end to end (read, normalise, match, write through the repository), resources/second,
-and rows/second of reading + normalising alone.
+Prints JSON: rows/second of reading + normalising alone; per database, rows/second end to end (read,
+normalise, match, write through the repository) and resources/second; peak resident memory (MB).
+``--pg`` also runs against a scratch database created on the PostgreSQL server and dropped afterwards.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import contextlib
 import json
 import random
+import resource
 import secrets
 import tempfile
 import time
@@ -77,44 +79,81 @@ def normalise_only(path: Path) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rows", type=int, default=20_000)
-    ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary folder")
-    args = ap.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        tmpdir = Path(tmp)
-        data = tmpdir / "export.csv"
-        generate(data, args.rows)
-        url = args.database_url or f"sqlite:///{tmpdir / 'bench.db'}"
-        settings = Settings(database_url=url, secret_key="bench-" + secrets.token_hex(16))
-        engine = make_engine(url)
+def end_to_end(url: str, data: Path) -> dict:
+    settings = Settings(database_url=url, secret_key="bench-" + secrets.token_hex(16))
+    engine = make_engine(url)
+    try:
         upgrade(engine, settings)
         code = "bench-" + secrets.token_hex(3)
         with engine.begin() as conn:
             tenancy.create_tenant(conn, code, "基准医院")
-        n_norm, t_norm = normalise_only(data)
         started = time.perf_counter()
         report = ingest(Store(engine, settings), code, [data], source_name="bench")
         seconds = time.perf_counter() - started
+    finally:
         engine.dispose()
-    print(
-        json.dumps(
-            {
-                "benchmark": "ingest_csv",
-                "database": url.split(":", 1)[0],
-                "rows": report.rows_read,
-                "seconds": round(seconds, 2),
-                "rows_per_second": round(report.rows_read / seconds, 1),
-                "resources_written": report.resources_written,
-                "resources_per_second": round(report.resources_written / seconds, 1),
-                "patients_created": report.patients_created,
-                "rows_rejected": report.rows_rejected,
-                "reviews_created": report.reviews_created,
-                "normalise_rows_per_second": round(n_norm / t_norm, 1),
-            }
-        )
+    return {
+        "rows": report.rows_read,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(report.rows_read / seconds, 1),
+        "resources_written": report.resources_written,
+        "resources_per_second": round(report.resources_written / seconds, 1),
+        "patients_created": report.patients_created,
+        "rows_rejected": report.rows_rejected,
+        "reviews_created": report.reviews_created,
+    }
+
+
+@contextlib.contextmanager
+def scratch_postgres(server: str):
+    """A fresh database on the server (dropped afterwards)."""
+    from sqlalchemy import create_engine, text
+
+    name = "xl_ingest_bench_" + secrets.token_hex(4)
+    admin = create_engine(server.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def peak_rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=20_000)
+    ap.add_argument("--database-url", default=None, help="default: a fresh SQLite file in a temporary folder")
+    ap.add_argument(
+        "--pg",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/postgres",
+        default=None,
+        help="also ingest into a scratch PostgreSQL database on this server (created and dropped)",
     )
+    ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
+    args = ap.parse_args()
+    out: dict = {"benchmark": "ingest_csv", "rows": args.rows}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmpdir = Path(tmp)
+        data = tmpdir / "export.csv"
+        generate(data, args.rows)
+        n_norm, t_norm = normalise_only(data)
+        out["normalise_rows_per_second"] = round(n_norm / t_norm, 1)
+        if args.database_url:
+            out[args.database_url.split(":", 1)[0].split("+")[0]] = end_to_end(args.database_url, data)
+        elif not args.no_sqlite:
+            out["sqlite"] = end_to_end(f"sqlite:///{tmpdir / 'bench.db'}", data)
+        if args.pg:
+            with scratch_postgres(args.pg) as url:
+                out["postgresql"] = end_to_end(url, data)
+    out["peak_rss_mb"] = peak_rss_mb()
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

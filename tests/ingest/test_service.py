@@ -124,6 +124,19 @@ def test_small_chunks_give_the_same_result(database, hospital, tmp_path):
     assert len(_all(database, hospital, "Encounter")) == 3
 
 
+@pytest.mark.parametrize("cache", [0, 1, 200_000])
+def test_encounters_found_again_across_chunks_whatever_the_cache(database, hospital, tmp_path, monkeypatch, cache):
+    from xinglin.ingest import service
+
+    monkeypatch.setattr(service, "ENCOUNTER_CACHE", cache)
+    report = ingest(_store(database), hospital.code, [gbk_csv(tmp_path)], chunk_rows=1)
+    assert (report.rows_stored, report.rows_matched, report.rows_rejected, report.resources_written) == (3, 1, 4, 12)
+    assert len(_all(database, hospital, "Encounter")) == 3
+    again = ingest(_store(database), hospital.code, [gbk_csv(tmp_path)], chunk_rows=1)
+    assert again.resources_written == 0
+    assert len(_all(database, hospital, "Encounter")) == 3
+
+
 def test_missing_columns_and_bad_files_fail_before_writing(database, hospital, tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("foo,bar\n1,2\n", encoding="utf-8")

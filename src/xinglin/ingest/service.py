@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -54,10 +55,12 @@ from xinglin.ingest.profile import Profile, infer_profile
 from xinglin.ingest.readers import Source, SourceRow, open_source
 from xinglin.ingest.report import IngestReport
 from xinglin.security.principal import system_principal
+from xinglin.store.models import INDEX_TABLES
 from xinglin.store.repository import Repository, Store
 from xinglin.tenancy.service import get_tenant
 
-CHUNK_ROWS = 500
+CHUNK_ROWS = 2000
+ENCOUNTER_CACHE = 200_000  # visit keys -> Encounter ids remembered across chunks of a run
 OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -379,6 +382,7 @@ class _Plan:
     updates: list[mpi.Candidate] = field(default_factory=list)
     created_patients: set[str] = field(default_factory=set)
     created_encounters: dict[str, str] = field(default_factory=dict)
+    known_encounters: dict[str, str] = field(default_factory=dict)  # visit key -> Encounter id, after the chunk
     candidates: list[mpi.Candidate] = field(default_factory=list)  # Patients this chunk creates
     matched_existing: set[str] = field(default_factory=set)
     seen: set[tuple[str, str]] = field(default_factory=set)  # (source system, row hash)
@@ -411,6 +415,16 @@ class _Run:
         # dry runs write nothing, so what earlier chunks "created" is carried here
         self.pending: list[mpi.Candidate] = []
         self.pending_encounters: dict[str, str] = {}
+        # Encounters this run created or found (bounded): a visit system with no Encounter stored before the run
+        # needs no look-up for keys the run has not seen, as long as nothing was evicted from this cache
+        self.encounter_cache: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self.encounters_evicted = False
+        self.visit_has_stored: dict[str, bool] = {}
+        # PostgreSQL plans the look-ups of later chunks from table statistics; after a bulk load they are stale
+        # (an empty table looks like one row and the identifier searches become nested loops), so they are
+        # refreshed as the run's writes double
+        self.written = 0
+        self.analyze_at = 1000 if store.engine.dialect.name == "postgresql" and not dry_run else None
 
     # one chunk, retried without a row whose resources the store refuses
     def chunk(self, rows: list[CleanRow], profile: Profile, system: str, report: IngestReport) -> None:
@@ -437,12 +451,31 @@ class _Run:
                 continue
             break
         report.merge(plan.report)
+        self.written += plan.report.resources_written
+        if self.analyze_at is not None and self.written >= self.analyze_at:
+            self.analyze_at = self.written * 2
+            self._analyze()
         self.run_created |= plan.created_patients
         self.existing_matched |= plan.matched_existing
         self.seen_hashes |= plan.seen
         if self.dry_run:
             self.pending.extend(plan.candidates)
             self.pending_encounters.update(plan.created_encounters)
+        else:
+            cache = self.encounter_cache
+            for k, enc_id in plan.known_encounters.items():
+                cache[(system, k)] = enc_id
+                cache.move_to_end((system, k))
+            while len(cache) > ENCOUNTER_CACHE:
+                cache.popitem(last=False)
+                self.encounters_evicted = True
+
+    def _analyze(self) -> None:
+        try:
+            with self.store.engine.begin() as conn:
+                conn.exec_driver_sql("ANALYZE resource, " + ", ".join(t.name for t in INDEX_TABLES.values()))
+        except Exception:  # statistics are an optimisation: a role that may not ANALYZE still ingests
+            return
 
     def _existing_rows(self, repo: Repository, rows: list[CleanRow], row_system: str) -> set[str]:
         anchors = [f"{r.hash}#1" for r in rows if r.diagnoses or r.labs]
@@ -465,6 +498,14 @@ class _Run:
 
     def _encounters(self, repo: Repository, keys: list[str], visit_system: str) -> dict[str, str]:
         if not keys:
+            return {}
+        if visit_system not in self.visit_has_stored:  # checked before the run writes any Encounter of it
+            self.visit_has_stored[visit_system] = bool(
+                repo.search(
+                    "Encounter", [("identifier", f"{visit_system}|"), ("_count", "1"), ("_total", "none")]
+                ).matches
+            )
+        if not self.visit_has_stored[visit_system] and not self.encounters_evicted:
             return {}
         out = {}
         for body in mpi._search_all(repo, "Encounter", "identifier", [f"{visit_system}|{k}" for k in keys]):
@@ -551,7 +592,12 @@ class _Run:
             if k:
                 keys[id(row)] = k
         known = dict(self.pending_encounters)
+        for k in set(keys.values()) - set(known):
+            enc_id = self.encounter_cache.get((system, k))
+            if enc_id is not None:
+                known[k] = enc_id
         known.update(self._encounters(repo, sorted(set(keys.values()) - set(known)), visit_system))
+        plan.known_encounters = {k: known[k] for k in set(keys.values()) if k in known}
         for i, row, cand, outcome in chosen:
             if outcome == "stored":
                 rep.rows_stored += 1
@@ -619,6 +665,7 @@ class _Run:
                     rep.unmapped_value("lab_item", lab.item)
                 if lab.unit_text:
                     rep.unmapped_value("unit", f"{lab.item} | {lab.unit_text}")
+        plan.known_encounters.update(plan.created_encounters)
         rep.resources_written = len(plan.items) + len(plan.updates)
         if self.dry_run:
             rep.resources_written = 0
