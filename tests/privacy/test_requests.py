@@ -40,7 +40,7 @@ def record(client, hospital):
 
 
 def test_view_and_copy(client, record):
-    pid, ids, patient = record
+    patient = record[2]
     bundle = client.get("/api/privacy/my-data", headers=patient).json()
     assert bundle["type"] == "collection"
     types = sorted(e["resource"]["resourceType"] for e in bundle["entry"])
@@ -58,7 +58,7 @@ def test_view_and_copy(client, record):
 
 
 def test_correction_goes_to_a_clinician_who_answers_or_refuses(client, hospital, record):
-    pid, ids, patient = record
+    _, ids, patient = record
     bad = client.post("/api/privacy/requests", json={"kind": "correction"}, headers=patient)
     assert bad.status_code == 400 and bad.json()["issue"][0]["expression"] == ["description"]
     r = client.post(
@@ -113,7 +113,7 @@ def test_deletion_deletes_what_it_may_and_locks_the_rest(client, hospital, recor
 
 
 def test_explanation_of_automated_decisions(client, record):
-    pid, ids, patient = record
+    _, ids, patient = record
     r = client.post(
         "/api/privacy/requests",
         json={"kind": "explanation", "focus": f"RiskAssessment/{ids['RiskAssessment']}"},
