@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from xinglin.api.deps import CurrentPrincipal, StoreDep
 from xinglin.core.errors import Forbidden
 from xinglin.fhir.outcome import fhir_response
-from xinglin.privacy import requests
+from xinglin.privacy import consent, requests
 from xinglin.privacy.deid import mask
 
 router = APIRouter(prefix="/api", tags=["privacy"])
@@ -103,3 +103,34 @@ def my_data_summary(principal: CurrentPrincipal, store: StoreDep) -> HTMLRespons
     patient_id = _own_patient(principal)
     with store.unit_of_work(principal) as repo:
         return HTMLResponse(requests.my_data_summary(repo, patient_id))
+
+
+class ConsentIn(BaseModel):
+    guardian: dict | None = Field(default=None, description="For a child under 14: {reference} or {name, relationship}")
+
+
+@router.get("/privacy/consents")
+def my_consents(principal: CurrentPrincipal, store: StoreDep) -> dict:
+    """Whether each purpose is consented to now."""
+    patient_id = _own_patient(principal)
+    with store.unit_of_work(principal) as repo:
+        return {
+            purpose: {"granted": consent.has_consent(repo, patient_id, purpose), "zh": zh, "en": en}
+            for purpose, (zh, en) in consent.PURPOSES.items()
+        }
+
+
+@router.post("/privacy/consents/{purpose}", status_code=201)
+def grant(purpose: str, body: ConsentIn, principal: CurrentPrincipal, store: StoreDep) -> Response:
+    patient_id = _own_patient(principal)
+    with store.unit_of_work(principal) as repo:
+        stored = consent.grant_consent(repo, patient_id, purpose, guardian=body.guardian)
+    return fhir_response(stored.content, 201)
+
+
+@router.delete("/privacy/consents/{purpose}")
+def withdraw(purpose: str, principal: CurrentPrincipal, store: StoreDep) -> dict:
+    patient_id = _own_patient(principal)
+    with store.unit_of_work(principal) as repo:
+        withdrawn = consent.withdraw_consent(repo, patient_id, purpose)
+    return {"purpose": purpose, "withdrawn": len(withdrawn)}
