@@ -50,9 +50,9 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 
+from xinglin.core.identity import id_check_char
 from xinglin.privacy.deid import detect, detect_many
 from xinglin.privacy.deid.lexicon import medical_terms, surnames
-from xinglin.privacy.deid.patterns import _ID_CHECK, _ID_WEIGHTS
 from xinglin.privacy.deid.train import (
     COMMON_SURNAMES,
     HELD_OUT_GIVEN,
@@ -265,7 +265,7 @@ def id_number(rng: random.Random) -> str:
         return f"{region}{yy}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}{rng.randint(0, 999):03d}"
     body = f"{rng.randint(110000, 659999)}{rng.randint(1925, 2022)}{rng.randint(1, 12):02d}{rng.randint(1, 28):02d}"
     body += f"{rng.randint(0, 999):03d}"
-    check = _ID_CHECK[sum(int(d) * w for d, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+    check = id_check_char(body)
     return body + (check.lower() if check == "X" and rng.random() < 0.5 else check)
 
 

@@ -37,7 +37,7 @@ def portal_routes(app):
 def resident_id(birth: str = "19900517", sex: str = "female", region: str | None = None) -> str:
     """A valid GB 11643 number for the birth date (YYYYMMDD) and sex; random region and sequence, so two
     test patients practically never share one."""
-    from xinglin.portal.service import id_check_char
+    from xinglin.core.identity import id_check_char
 
     region = region or str(110000 + secrets.randbelow(540000))
     seq = secrets.randbelow(499) * 2 + (1 if sex == "male" else 2)

@@ -37,6 +37,7 @@ from sqlalchemy import Engine
 
 from xinglin.core.config import Settings
 from xinglin.core.errors import Conflict, NotFound
+from xinglin.core.identity import id_check_char
 from xinglin.security.principal import system_principal
 from xinglin.store import bundles
 from xinglin.store.db import analyze
@@ -421,14 +422,6 @@ CREDENTIALS = (
 )
 
 # --- helpers ----------------------------------------------------------------------------------------
-
-GB11643_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-GB11643_CHECK = "10X98765432"
-
-
-def id_check_char(first17: str) -> str:
-    """The GB 11643-1999 check character of the first 17 digits of a resident ID number."""
-    return GB11643_CHECK[sum(int(c) * w for c, w in zip(first17, GB11643_WEIGHTS, strict=True)) % 11]
 
 
 def _meta() -> dict:

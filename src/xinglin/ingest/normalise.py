@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from xinglin.core.identity import RESIDENT_ID_SYSTEM, id_check_char
+
 # --------------------------------------------------------------------------------------------------
 # Errors
 
@@ -270,13 +272,7 @@ def fhir_datetime(moment: date | datetime, utc_offset: str = "+08:00") -> str:
 # --------------------------------------------------------------------------------------------------
 # Resident identity card numbers (GB 11643-1999)
 
-ID_CARD_SYSTEM = "urn:oid:2.16.156.10011.1.1"
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
-def id_check_char(first17: str) -> str:
-    return _ID_CHECK[sum(int(c) * w for c, w in zip(first17, _ID_WEIGHTS, strict=True)) % 11]
+ID_CARD_SYSTEM = RESIDENT_ID_SYSTEM
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,14 +15,12 @@ from markupsafe import Markup
 
 from xinglin.core.clock import utcnow
 from xinglin.core.errors import Conflict
+from xinglin.core.identity import RESIDENT_ID_SYSTEM, id_check_char
 from xinglin.security.principal import system_principal
 from xinglin.store.repository import Store
 from xinglin.tenancy import service as tenancy
 from xinglin.tenancy.service import Tenant
 
-RESIDENT_ID_SYSTEM = "urn:oid:2.16.156.10011.1.1"  # 居民身份证号码
-ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-ID_CHECK = "10X98765432"
 PHONE = re.compile(r"^1[3-9]\d{9}$")
 NAME = re.compile(r"^[\u4e00-\u9fff·A-Za-z .'-]{2,40}$")
 
@@ -47,10 +45,6 @@ class RegistrationError(Exception):
 
 
 # --- resident ID (GB 11643-1999) and phone ------------------------------------------------------------------
-
-
-def id_check_char(first17: str) -> str:
-    return ID_CHECK[sum(int(d) * w for d, w in zip(first17, ID_WEIGHTS, strict=True)) % 11]
 
 
 def check_resident_id(number: str, birth_date: str | None, sex: str | None) -> list[FieldError]:

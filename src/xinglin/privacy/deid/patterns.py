@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from xinglin.core.identity import id_check_char
+
 from .lexicon import trie_pattern
 from .models import (
     AGE,
@@ -53,17 +55,12 @@ def _ci(pattern: str) -> str:
     return "".join(out)
 
 
-_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-_ID_CHECK = "10X98765432"
-
-
 def id_checksum_ok(number: str) -> bool:
     """GB 11643-1999 check character of an 18-character resident ID number."""
     digits = number.replace(" ", "").replace("-", "")
     if len(digits) != 18 or not digits[:17].isdigit():
         return False
-    total = sum(int(d) * w for d, w in zip(digits[:17], _ID_WEIGHTS, strict=True))
-    return _ID_CHECK[total % 11] == digits[17].upper()
+    return id_check_char(digits[:17]) == digits[17].upper()
 
 
 _YMD = r"(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
