@@ -179,32 +179,10 @@ def audit_verify() -> None:
 
 def _principal(tenant: str, username: str):
     """A user of a tenant acting from the command line (the operator vouches for them; audited as them)."""
-    from sqlalchemy import select
-
-    from xinglin.security.policy import ROLE_SCOPES
-    from xinglin.security.principal import Principal
     from xinglin.tenancy import service
-    from xinglin.tenancy.models import user_account
 
     with _engine().connect() as conn:
-        t = service.get_tenant(conn, tenant)
-        row = conn.execute(
-            select(user_account).where(user_account.c.tenant_id == t.id, user_account.c.username == username)
-        ).first()
-    if row is None:
-        raise XinglinError(
-            f"租户 {tenant} 中没有用户 {username}", f"No user {username} in tenant {tenant}", element="as"
-        )
-    return Principal(
-        tenant_id=t.id,
-        tenant_code=t.code,
-        username=username,
-        role=row.role,
-        user_id=row.id,
-        scopes=ROLE_SCOPES[row.role],
-        client_address="cli",
-        purpose="HRESCH",
-    )
+        return service.principal_for(conn, tenant, username, client_address="cli", purpose="HRESCH")
 
 
 @share_app.command("export")

@@ -247,18 +247,43 @@ def _check_credentials(
     if row.failed_logins or row.locked_until:
         conn.execute(update(user_account).where(user_account.c.id == row.id).values(failed_logins=0, locked_until=None))
     audit.append(conn, [entry])
+    return _principal(t, row, client_address=client_address)
+
+
+def _principal(t: Tenant, row, *, client_address: str | None, purpose: str = "TREAT") -> Principal:
     scopes = tuple(row.scopes.split()) if row.scopes else ROLE_SCOPES[row.role]
     return Principal(
         tenant_id=t.id,
         tenant_code=t.code,
-        username=username,
+        username=row.username,
         role=row.role,
         user_id=row.id,
         patient_id=row.patient_id,
         practitioner_id=row.practitioner_id,
         scopes=scopes,
         client_address=client_address,
+        purpose=purpose,
     )
+
+
+def principal_for(
+    conn: Connection, tenant_code: str, username: str, *, client_address: str | None = None, purpose: str = "TREAT"
+) -> Principal:
+    """An existing, active user acting without a password check: for an operator on the command line, who
+    vouches for them. Everything done is audited as that user."""
+    t = get_tenant(conn, tenant_code)
+    row = conn.execute(
+        select(user_account).where(
+            user_account.c.tenant_id == t.id, user_account.c.username == username, user_account.c.active.is_(True)
+        )
+    ).first()
+    if row is None:
+        raise NotFound(
+            f"租户 {tenant_code} 中没有用户 {username}",
+            f"No user {username} in tenant {tenant_code}",
+            element="username",
+        )
+    return _principal(t, row, client_address=client_address, purpose=purpose)
 
 
 BRANDING_FIELDS = ("name_zh", "name_en", "logo_url", "primary_color", "accent_color", "locale", "time_zone")
