@@ -459,13 +459,18 @@ class Repository:
         ):
             raise self._deny_outside_compartment(action, rtype, rid)
 
-    def _write_index(self, pk: int, rtype: str, rows: dict) -> None:
+    def _write_index(self, resources: list[tuple[int, str, dict]]) -> None:
+        """Index rows of (pk, type, extracted rows) resources: one multi-row insert per index table."""
         tenant = self.principal.tenant_id
-        for kind, items in rows.items():
-            if items:
-                for item in items:
-                    item.update(resource_pk=pk, tenant_id=tenant, resource_type=rtype)
-                self.conn.execute(insert(INDEX_TABLES[kind]), items)
+        index: dict[str, list[dict]] = {kind: [] for kind in INDEX_TABLES}
+        for pk, rtype, rows in resources:
+            for kind, entries in rows.items():
+                for entry in entries:
+                    entry.update(resource_pk=pk, tenant_id=tenant, resource_type=rtype)
+                index[kind].extend(entries)
+        for kind, entries in index.items():
+            if entries:
+                self.conn.execute(insert(INDEX_TABLES[kind]), entries)
 
     def _clear_index(self, pk: int) -> None:
         for table in INDEX_TABLES.values():
@@ -560,15 +565,7 @@ class Repository:
                 for t, i, c, _ in prepared
             ],
         )
-        index: dict[str, list[dict]] = {kind: [] for kind in INDEX_TABLES}
-        for pk, (rtype, _, _, rows) in zip(pks, prepared, strict=True):
-            for kind, entries in rows.items():
-                for entry in entries:
-                    entry.update(resource_pk=pk, tenant_id=tenant, resource_type=rtype)
-                index[kind].extend(entries)
-        for kind, entries in index.items():
-            if entries:
-                self.conn.execute(insert(INDEX_TABLES[kind]), entries)
+        self._write_index([(pk, rtype, rows) for pk, (rtype, _, _, rows) in zip(pks, prepared, strict=True)])
         self.wrote = True
         results = []
         for pk, (rtype, rid, content, _) in zip(pks, prepared, strict=True):
@@ -623,7 +620,7 @@ class Repository:
         self._check_new_content(access, rtype, rid, rows, "update")
         self._apply_rules("update", rtype, doc, None if current.deleted else current.content)
         self._replace(current, version, now, content, deleted=False, method="PUT")
-        self._write_index(current.pk, rtype, rows)
+        self._write_index([(current.pk, rtype, rows)])
         self.wrote = True
         self._record("update", rtype, rid, version)
         return WriteResult(StoredResource(rtype, rid, version, now, False, content, current.pk), created=False)
