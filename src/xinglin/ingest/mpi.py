@@ -206,15 +206,7 @@ def _search_all(repo: Repository, rtype: str, param: str, values: list[str], bat
     values = sorted(set(values))
     for i in range(0, len(values), batch):
         joined = ",".join(v.replace(",", "\\,") for v in values[i : i + batch])
-        offset = 0
-        while True:
-            page = repo.search(
-                rtype, [(param, joined), ("_count", "1000"), ("_offset", str(offset)), ("_total", "none")]
-            )
-            out.extend(m.as_dict() for m in page.matches)
-            if len(page.matches) < 1000:
-                break
-            offset += 1000
+        out.extend(m.as_dict() for m in repo.search_all(rtype, [(param, joined)]))
     return out
 
 
@@ -296,17 +288,10 @@ def _review_of(task: dict) -> Review:
 
 def list_reviews(repo: Repository, *, status: str | None = "requested") -> list[Review]:
     """Review Tasks of the tenant (open ones by default; status=None lists all)."""
-    params = [("code", f"{TASK_SYSTEM}|{REVIEW_CODE}"), ("_count", "1000"), ("_total", "none")]
+    params = [("code", f"{TASK_SYSTEM}|{REVIEW_CODE}")]
     if status:
         params.append(("status", status))
-    out: list[Review] = []
-    offset = 0
-    while True:
-        page = repo.search("Task", [*params, ("_offset", str(offset))])
-        out.extend(_review_of(m.as_dict()) for m in page.matches)
-        if len(page.matches) < 1000:
-            return out
-        offset += 1000
+    return [_review_of(m.as_dict()) for m in repo.search_all("Task", params)]
 
 
 def resolve_review(repo: Repository, task_id: str, decision: str, *, keep: str | None = None) -> Review:

@@ -155,19 +155,10 @@ def my_resources(repo: Repository, patient_id: str) -> list[StoredResource]:
             continue
         seen: set[str] = set()
         for param in params:
-            offset = 0
-            while True:
-                page = repo.search(
-                    rtype,
-                    [(param, f"Patient/{patient_id}"), ("_count", "500"), ("_offset", str(offset)), ("_total", "none")],
-                )
-                for match in page.matches:
-                    if match.id not in seen:
-                        seen.add(match.id)
-                        found.append(match)
-                if len(page.matches) < 500:
-                    break
-                offset += 500
+            for match in repo.search_all(rtype, [(param, f"Patient/{patient_id}")]):
+                if match.id not in seen:
+                    seen.add(match.id)
+                    found.append(match)
     return found
 
 

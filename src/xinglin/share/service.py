@@ -106,13 +106,7 @@ def _patient_of(resource: dict) -> str | None:
 
 
 def _all(repo: Repository, rtype: str, params: list[tuple[str, str]]) -> list[dict]:
-    out, offset = [], 0
-    while True:
-        page = repo.search(rtype, [*params, ("_count", "1000"), ("_offset", str(offset)), ("_total", "none")])
-        out += [m.as_dict() for m in page.matches]
-        if len(page.matches) < 1000:
-            return out
-        offset += 1000
+    return [m.as_dict() for m in repo.search_all(rtype, params)]
 
 
 def _export_key(secret: str, export_id: str) -> bytes:

@@ -327,6 +327,17 @@ class Repository:
         self._record("search", rtype, detail=_query_text(q.params))
         return page
 
+    def search_all(self, rtype: str, params: list[tuple[str, str]]) -> Iterator[StoredResource]:
+        """Every match of a search, page after page (each page is a search of its own, audited)."""
+        size = self.settings.max_page_size
+        offset = 0
+        while True:
+            page = self.search(rtype, [*params, ("_count", str(size)), ("_offset", str(offset)), ("_total", "none")])
+            yield from page.matches
+            if len(page.matches) < size:
+                return
+            offset += size
+
     def _includes(self, q: SearchQuery, matches: list[StoredResource]) -> list[StoredResource]:
         tenant = self.principal.tenant_id
         seen = {(m.resource_type, m.id) for m in matches}
