@@ -68,6 +68,39 @@ def test_every_action_is_recorded(busy):
     assert event["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
 
 
+def test_a_read_record_names_the_reader_and_the_version_read(busy):
+    db, _, _, last = busy
+    with db.engine.connect() as conn:
+        reads = conn.execute(
+            select(audit_record.c.principal, audit_record.c.resource_id, audit_record.c.version_id)
+            .where(audit_record.c.action == "read")
+            .order_by(audit_record.c.recorded_at)
+        ).all()
+    assert len(reads) == 6
+    assert {(r.principal, r.version_id) for r in reads} == {("physician:dr-li", 1)}  # each was read before its update
+    assert reads[-1].resource_id == last["id"]
+
+
+def test_reads_of_deleted_and_unknown_resources_are_audited(busy):
+    db, client, hosp, last = busy
+    h = hosp.headers("physician", username="dr-li")
+    assert client.get(f"{FHIR}/Patient/{last['id']}", headers=h).status_code == 410
+    assert client.get(f"{FHIR}/Patient/no-such-patient", headers=h).status_code == 404
+    with db.engine.connect() as conn:
+        rows = conn.execute(
+            select(audit_record.c.resource_id, audit_record.c.version_id, audit_record.c.outcome, audit_record.c.detail)
+            .where(audit_record.c.outcome == "failed")
+            .order_by(audit_record.c.recorded_at)
+        ).all()
+        report = audit.verify(conn)
+    # attempts that fail are audited too, though their unit of work is rolled back; the deletion is version 3
+    assert [tuple(r) for r in rows] == [
+        (last["id"], 3, "failed", f"Patient/{last['id']} has been deleted"),
+        ("no-such-patient", None, "failed", "Patient/no-such-patient was not found"),
+    ]
+    assert report.intact and report.records == 28
+
+
 def test_search_audit_records_parameter_names_not_values(busy):
     db = busy[0]
     with db.engine.connect() as conn:

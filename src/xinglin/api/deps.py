@@ -12,12 +12,15 @@ from xinglin.security.principal import Principal
 from xinglin.security.tokens import read_token
 from xinglin.store.repository import Store
 
+# The dependencies are `async def` although they never wait: FastAPI runs plain `def` dependencies in its
+# thread pool, and the hop there and back costs more than all they do.
 
-def get_store(request: Request) -> Store:
+
+async def get_store(request: Request) -> Store:
     return request.app.state.store
 
 
-def get_settings_dep(request: Request) -> Settings:
+async def get_settings_dep(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -36,6 +39,10 @@ def current_principal(request: Request) -> Principal:
     )
 
 
+async def _current_principal_dep(request: Request) -> Principal:
+    return current_principal(request)
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+CurrentPrincipal = Annotated[Principal, Depends(_current_principal_dep)]

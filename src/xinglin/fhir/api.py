@@ -204,8 +204,7 @@ def type_history(rtype: str, request: Request, store: StoreDep, principal: Curre
 def read(rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     if rtype == "AuditEvent":
         return _read_audit_event(request, store, principal, rid)
-    with store.unit_of_work(principal) as repo:
-        res = repo.read(rtype, rid)
+    res = store.read(principal, rtype, rid)
     return fhir_response(res.content, 200, _resource_headers(res, base_url(request)))
 
 

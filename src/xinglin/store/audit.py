@@ -135,26 +135,76 @@ def _row(e: AuditEntry) -> dict:
     }
 
 
-# One round trip for the common case of a single record on PostgreSQL: take a free lane, insert the record
-# chained to the lane head (hashed by the database with the same formula as record_hash), move the head.
-_APPEND_ONE_PG = text("""
-WITH cfg AS (
-    SELECT set_config('synchronous_commit', :synchronous_commit, true) AS value
-), l AS (
-    SELECT lane, seq, head_hash FROM audit_lane WHERE lane >= :start ORDER BY lane LIMIT 1 FOR UPDATE SKIP LOCKED
+def chained_insert_ctes(*, version: str, body: str, source: str = "", guard: str = "") -> str:
+    """CTEs `l`, `ins`, `moved` that take a free lane from :start on, insert one record chained to the lane
+    head (hashed by the database with the same formula as record_hash) and move the head; `cfg` (the commit
+    mode) must be defined before them. `source` and `guard` let a statement feed the record from its own rows
+    (see the one-statement read in the repository)."""
+    return f"""
+l AS (
+    SELECT lane, seq, head_hash FROM audit_lane WHERE lane >= :start {guard}
+    ORDER BY lane LIMIT 1 FOR UPDATE SKIP LOCKED
 ), ins AS (
     INSERT INTO audit_record (lane, seq, recorded_at, tenant_id, principal, role, action, resource_type,
                               resource_id, version_id, outcome, client_address, purpose, detail, prev_hash, hash)
     SELECT l.lane, l.seq + 1, :recorded_at, :tenant_id, :principal, :role, :action, :resource_type, :resource_id,
-           :version_id, :outcome, :client_address, :purpose, :detail, l.head_hash,
-           encode(sha256(convert_to(l.head_hash || ':' || l.lane || ':' || (l.seq + 1) || ':' || :body, 'UTF8')),
+           {version}, :outcome, :client_address, :purpose, :detail, l.head_hash,
+           encode(sha256(convert_to(l.head_hash || ':' || l.lane || ':' || (l.seq + 1) || ':' || {body}, 'UTF8')),
                   'hex')
-    FROM l
+    FROM l{source}
     RETURNING lane, seq, hash
+), moved AS (
+    UPDATE audit_lane SET seq = ins.seq, head_hash = ins.hash FROM ins, cfg WHERE audit_lane.lane = ins.lane
+    RETURNING audit_lane.lane
+)"""
+
+
+COMMIT_MODE_CTE = "cfg AS (SELECT set_config('synchronous_commit', :synchronous_commit, true) AS value)"
+
+# One round trip for the common case of a single record on PostgreSQL.
+_APPEND_ONE_PG = text(
+    f"WITH {COMMIT_MODE_CTE}, {chained_insert_ctes(version=':version_id', body=':body')}\nSELECT lane FROM moved"
 )
-UPDATE audit_lane SET seq = ins.seq, head_hash = ins.hash FROM ins, cfg WHERE audit_lane.lane = ins.lane
-RETURNING audit_lane.lane
-""")
+
+
+def entry(
+    principal,
+    action: str,
+    rtype: str | None,
+    rid: str | None = None,
+    version: int | None = None,
+    *,
+    outcome: str = "success",
+    detail: str | None = None,
+) -> AuditEntry:
+    """The record of `principal` doing `action` (a Principal from xinglin.security.principal)."""
+    return AuditEntry(
+        principal=principal.label,
+        role=principal.role,
+        action=action,
+        tenant_id=principal.tenant_id,
+        resource_type=rtype,
+        resource_id=rid,
+        version_id=version,
+        outcome=outcome,
+        client_address=principal.client_address,
+        purpose=principal.purpose,
+        detail=detail,
+    )
+
+
+def one_statement_params(e: AuditEntry, conn: Connection, *, synchronous: bool) -> dict:
+    """Bind parameters of the chained-insert CTEs for one record, its body complete (`body`) and cut before
+    the version number (`body_head`) for statements that take the version from the row they read."""
+    row = _row(e)
+    body = record_body(row)
+    return {
+        **row,
+        "body": body,
+        "body_head": body[: body.rindex('"version_id":') + len('"version_id":')],
+        "start": random.randrange(_lane_count(conn)),
+        "synchronous_commit": "on" if synchronous else "off",
+    }
 
 
 def append(conn: Connection, entries: list[AuditEntry], *, synchronous: bool = True) -> None:
@@ -167,13 +217,7 @@ def append(conn: Connection, entries: list[AuditEntry], *, synchronous: bool = T
         return
     postgres = conn.dialect.name == "postgresql"
     if len(entries) == 1 and postgres:
-        row = _row(entries[0])
-        params = {
-            **row,
-            "body": record_body(row),
-            "start": random.randrange(_lane_count(conn)),
-            "synchronous_commit": "on" if synchronous else "off",
-        }
+        params = one_statement_params(entries[0], conn, synchronous=synchronous)
         if conn.execute(_APPEND_ONE_PG, params).first() is not None:
             return
         # every lane from the random start on was busy: take the general path, which wraps round and waits

@@ -32,7 +32,7 @@ from xinglin.core.errors import (
 from xinglin.core.ids import new_resource_id
 from xinglin.security.policy import Access, authorize, in_compartment
 from xinglin.security.principal import Principal, system_principal
-from xinglin.store import audit
+from xinglin.store import audit, writes_pg
 from xinglin.store.hooks import rules_for
 from xinglin.store.indexer import extract, to_naive_utc
 from xinglin.store.models import INDEX_TABLES, audit_record, idx_reference, idx_token, resource, resource_version
@@ -124,11 +124,43 @@ class Store:
                 # waiting for the disk spares a flush per read; a database crash can lose at most the last
                 # fraction of a second of read records, never a clinical write.
                 audit.append(conn, repo.audit_entries, synchronous=repo.wrote or self.settings.sync_commit_reads)
-        except Forbidden:
-            if repo.denials:
+        except XinglinError:
+            if repo.refusals:
                 with self.engine.begin() as conn:
-                    audit.append(conn, repo.denials)
+                    audit.append(conn, repo.refusals)
             raise
+
+    def read(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
+        """Repository.read in a unit of work of its own; on PostgreSQL, in one statement where it can be."""
+        if self.engine.dialect.name == "postgresql":
+            found = self._read_in_one_statement(principal, rtype, rid)
+            if found is not None:
+                return found
+        with self.unit_of_work(principal) as repo:
+            return repo.read(rtype, rid)
+
+    def _read_in_one_statement(self, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+        """The busiest call of a FHIR server, as one round trip: the row and its audit record in one
+        autocommitted statement (a single statement is a transaction) instead of BEGIN, SELECT, the audit
+        append and COMMIT. Only the plain case is taken here: the caller sees the whole tenant and the
+        resource is there to be shown. None leaves every other case (denials, compartments, not found,
+        deleted, locked, all lanes busy) to the unit of work, which decides and audits it as usual."""
+        if not is_resource_type(rtype):
+            return None
+        try:
+            if authorize(principal, "read", rtype).compartment_patient is not None:
+                return None
+        except Forbidden:
+            return None
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            params = audit.one_statement_params(
+                audit.entry(principal, "read", rtype, rid), conn, synchronous=self.settings.sync_commit_reads
+            )
+            params |= {"rtype": rtype, "rid": rid, "mark": LOCK_MARK, "sees_locked": _sees_locked(principal)}
+            row = conn.execute(_READ_AUDITED_PG, params).first()
+        if row is None or row.audited is None:
+            return None
+        return _stored(row)
 
 
 class Repository:
@@ -137,35 +169,11 @@ class Repository:
         self.principal = principal
         self.settings = settings
         self.audit_entries: list[audit.AuditEntry] = []
-        self.denials: list[audit.AuditEntry] = []
+        # Attempts that fail (denied, gone, not found) are audited even though their unit of work rolls back.
+        self.refusals: list[audit.AuditEntry] = []
         self.wrote = False
 
     # --- policy and audit ---------------------------------------------------------------------------
-
-    def _audit(
-        self,
-        action: str,
-        rtype: str | None,
-        rid: str | None = None,
-        version: int | None = None,
-        *,
-        outcome: str = "success",
-        detail: str | None = None,
-    ) -> audit.AuditEntry:
-        p = self.principal
-        return audit.AuditEntry(
-            principal=p.label,
-            role=p.role,
-            action=action,
-            tenant_id=p.tenant_id,
-            resource_type=rtype,
-            resource_id=rid,
-            version_id=version,
-            outcome=outcome,
-            client_address=p.client_address,
-            purpose=p.purpose,
-            detail=detail,
-        )
 
     def _record(
         self,
@@ -175,7 +183,7 @@ class Repository:
         version: int | None = None,
         detail: str | None = None,
     ) -> None:
-        self.audit_entries.append(self._audit(action, rtype, rid, version, detail=detail))
+        self.audit_entries.append(audit.entry(self.principal, action, rtype, rid, version, detail=detail))
 
     def _authorize(self, action: str, rtype: str, rid: str | None = None) -> Access:
         if not is_resource_type(rtype) and rtype != "AuditEvent":
@@ -183,12 +191,12 @@ class Repository:
         try:
             return authorize(self.principal, action, rtype)
         except Forbidden as exc:
-            self.denials.append(self._audit(action, rtype, rid, outcome="denied", detail=exc.en))
+            self.refusals.append(audit.entry(self.principal, action, rtype, rid, outcome="denied", detail=exc.en))
             raise
 
     def _deny_outside_compartment(self, action: str, rtype: str, rid: str) -> Forbidden:
         exc = Forbidden(f"无权访问 {rtype}/{rid}：不属于您本人的记录", f"{rtype}/{rid} is not part of your own record")
-        self.denials.append(self._audit(action, rtype, rid, outcome="denied", detail=exc.en))
+        self.refusals.append(audit.entry(self.principal, action, rtype, rid, outcome="denied", detail=exc.en))
         return exc
 
     def _in_compartment(self, access: Access, row) -> bool:
@@ -235,21 +243,22 @@ class Repository:
         access = self._authorize("read", rtype, rid)
         row = self._current(rtype, rid)
         if row is None:
-            raise _not_found(rtype, rid)
+            raise self._refuse("read", rtype, rid, _not_found(rtype, rid))
         if not self._in_compartment(access, row):
             raise self._deny_outside_compartment("read", rtype, rid)
-        self._record("read", rtype, rid, row.version_id)
         if row.deleted:
-            raise Gone(f"{rtype}/{rid} 已被删除", f"{rtype}/{rid} has been deleted")
+            raise self._refuse("read", rtype, rid, _gone(rtype, rid), row.version_id)
         if self._hidden(row.content):
-            raise Gone(
-                f"{rtype}/{rid} 已应患者删除请求锁定，仅依法保存，不再显示",
-                f"{rtype}/{rid} was locked after the patient's deletion request; it is kept only as the law requires",
-            )
+            raise self._refuse("read", rtype, rid, _locked(rtype, rid), row.version_id)
+        self._record("read", rtype, rid, row.version_id)
         return _stored(row)
 
+    def _refuse(self, action: str, rtype: str, rid: str, exc: XinglinError, version: int | None = None):
+        self.refusals.append(audit.entry(self.principal, action, rtype, rid, version, outcome="failed", detail=exc.en))
+        return exc
+
     def _sees_locked(self) -> bool:
-        return self.principal.role in ("admin", "system")
+        return _sees_locked(self.principal)
 
     def _hidden(self, content: bytes | None) -> bool:
         """Records locked after a deletion request are kept by law but shown only to admins and Xinglin."""
@@ -259,11 +268,11 @@ class Repository:
         access = self._authorize("vread", rtype, rid)
         current = self._current(rtype, rid)
         if current is None:
-            raise _not_found(rtype, rid)
+            raise self._refuse("vread", rtype, rid, _not_found(rtype, rid))
         if not self._in_compartment(access, current):
             raise self._deny_outside_compartment("vread", rtype, rid)
         if self._hidden(current.content):  # older versions of a locked record are locked with it
-            raise Gone(f"{rtype}/{rid} 已锁定", f"{rtype}/{rid} is locked")
+            raise self._refuse("vread", rtype, rid, _locked(rtype, rid), version_id)
         row = self.conn.execute(
             select(resource_version).where(
                 resource_version.c.tenant_id == self.principal.tenant_id,
@@ -273,13 +282,14 @@ class Repository:
             )
         ).first()
         if row is None:
-            raise NotFound(f"未找到 {rtype}/{rid} 的第 {version_id} 版", f"{rtype}/{rid} has no version {version_id}")
-        self._record("vread", rtype, rid, version_id)
+            exc = NotFound(f"未找到 {rtype}/{rid} 的第 {version_id} 版", f"{rtype}/{rid} has no version {version_id}")
+            raise self._refuse("vread", rtype, rid, exc, version_id)
         if row.method == "DELETE":
-            raise Gone(
-                f"{rtype}/{rid} 的第 {version_id} 版是一次删除",
-                f"Version {version_id} of {rtype}/{rid} is a deletion",
+            exc = Gone(
+                f"{rtype}/{rid} 的第 {version_id} 版是一次删除", f"Version {version_id} of {rtype}/{rid} is a deletion"
             )
+            raise self._refuse("vread", rtype, rid, exc, version_id)
+        self._record("vread", rtype, rid, version_id)
         return StoredResource(rtype, rid, row.version_id, row.last_updated, False, row.content)
 
     def search(self, rtype: str, params: list[tuple[str, str]], *, strict: bool = True) -> SearchPage:
@@ -461,7 +471,7 @@ class Repository:
             self.settings,
         )
         helper.audit_entries = self.audit_entries
-        helper.denials = self.denials
+        helper.refusals = self.refusals
         return helper
 
     def _check_new_content(self, access: Access, rtype: str, rid: str, rows: dict, action: str) -> None:
@@ -535,54 +545,44 @@ class Repository:
             prepared.append((rtype, rid, content, rows))
         if not prepared:
             return []
-        tenant = self.principal.tenant_id
-        resource_rows = [
-            {
-                "tenant_id": tenant,
-                "resource_type": t,
-                "id": i,
-                "version_id": 1,
-                "last_updated": now,
-                "deleted": False,
-                "content": c,
-            }
-            for t, i, c, _ in prepared
-        ]
         try:
             # A client-chosen id may race another PUT; a savepoint keeps PostgreSQL's transaction usable.
             with self.conn.begin_nested() if client_chosen_id else _nothing():
-                pks = (
-                    self.conn.execute(
-                        insert(resource).returning(resource.c.pk, sort_by_parameter_order=True), resource_rows
-                    )
-                    .scalars()
-                    .all()
-                )
+                pks = self._insert_new(prepared, now)
         except IntegrityError:
             ids = ", ".join(f"{t}/{i}" for t, i, _, _ in prepared[:3])
             raise Conflict(f"{ids} 已存在", f"{ids} already exists") from None
-        self.conn.execute(
-            insert(resource_version),
-            [
-                {
-                    "tenant_id": tenant,
-                    "resource_type": t,
-                    "id": i,
-                    "version_id": 1,
-                    "last_updated": now,
-                    "method": "POST",
-                    "content": c,
-                }
-                for t, i, c, _ in prepared
-            ],
-        )
-        self._write_index([(pk, rtype, rows) for pk, (rtype, _, _, rows) in zip(pks, prepared, strict=True)])
         self.wrote = True
         results = []
         for pk, (rtype, rid, content, _) in zip(pks, prepared, strict=True):
             self._record("create", rtype, rid, 1)
             results.append(WriteResult(StoredResource(rtype, rid, 1, now, False, content, pk), created=True))
         return results
+
+    def _insert_new(self, prepared: list[tuple[str, str, bytes, dict]], now: datetime) -> list[int]:
+        """Current rows, history rows and index rows of new (type, id, content, index rows) resources at
+        version 1; their primary keys in the same order."""
+        tenant = self.principal.tenant_id
+        if self.conn.dialect.name == "postgresql":
+            statement, params = writes_pg.create_params(tenant, now, prepared)
+            pk_of = {(t, i): pk for pk, t, i in self.conn.execute(statement, params)}
+            return [pk_of[(t, i)] for t, i, _, _ in prepared]
+        pks = (
+            self.conn.execute(
+                insert(resource).returning(resource.c.pk, sort_by_parameter_order=True),
+                [
+                    {"tenant_id": tenant, "resource_type": t, "id": i, "version_id": 1, "last_updated": now}
+                    | {"deleted": False, "content": c}
+                    for t, i, c, _ in prepared
+                ],
+            )
+            .scalars()
+            .all()
+        )
+        for t, i, c, _ in prepared:
+            self._version_row(t, i, 1, now, "POST", c)
+        self._write_index([(pk, rtype, rows) for pk, (rtype, _, _, rows) in zip(pks, prepared, strict=True)])
+        return pks
 
     def find_one(self, rtype: str, query: str) -> StoredResource | None:
         """The one resource a conditional query matches, None when none does; 412 when several do."""
@@ -630,16 +630,23 @@ class Repository:
         doc, content, rows = self._prepare(rtype, body, rid, version, now)
         self._check_new_content(access, rtype, rid, rows, "update")
         self._apply_rules("update", rtype, doc, None if current.deleted else current.content)
-        self._replace(current, version, now, content, deleted=False, method="PUT")
-        self._write_index([(current.pk, rtype, rows)])
+        self._replace(current, version, now, content, deleted=False, method="PUT", index_rows=rows)
         self.wrote = True
         self._record("update", rtype, rid, version)
         return WriteResult(StoredResource(rtype, rid, version, now, False, content, current.pk), created=False)
 
     def _replace(
-        self, current, version: int, now: datetime, content: bytes | None, *, deleted: bool, method: str
+        self,
+        current,
+        version: int,
+        now: datetime,
+        content: bytes | None,
+        *,
+        deleted: bool,
+        method: str,
+        index_rows: dict | None = None,
     ) -> None:
-        """Moves a resource to a new version: current row, history row, index rows cleared.
+        """Moves a resource to a new version: current row, history row, old index rows out, new ones in.
 
         Optimistic concurrency: only the writer that saw the current version may replace it.
         """
@@ -656,7 +663,9 @@ class Repository:
             "method": method,
         }
         if self.conn.dialect.name == "postgresql":
-            replaced = self.conn.execute(_REPLACE_PG, params).scalar_one()  # one round trip for all of it
+            kinds, index_params = writes_pg.index_params([(current.resource_type, current.id, index_rows or {})])
+            statement = writes_pg.replace_statement(kinds)
+            replaced = self.conn.execute(statement, params | index_params).scalar_one()  # one round trip
         else:
             replaced = self.conn.execute(
                 update(resource)
@@ -666,6 +675,8 @@ class Repository:
             if replaced == 1:
                 self._clear_index(current.pk)
                 self._version_row(current.resource_type, current.id, version, now, method, content)
+                if index_rows:
+                    self._write_index([(current.pk, current.resource_type, index_rows)])
         if replaced != 1:
             raise PreconditionFailed(
                 f"{current.resource_type}/{current.id} 刚被其他请求修改，请重新读取后再试",
@@ -738,22 +749,43 @@ class Repository:
         return audit.to_audit_event(row)
 
 
-_REPLACE_PG = text(
-    "WITH upd AS (UPDATE resource SET version_id = :version, last_updated = :now, deleted = :deleted, "
-    "content = :content WHERE pk = :pk AND version_id = :seen RETURNING pk), "
-    + "".join(
-        f"d_{name} AS (DELETE FROM {t.name} WHERE resource_pk IN (SELECT pk FROM upd)), "
-        for name, t in INDEX_TABLES.items()
-    )
-    + "ver AS (INSERT INTO resource_version (tenant_id, resource_type, id, version_id, last_updated, method, "
-    "content) SELECT :tenant, :rtype, :rid, :version, :now, :method, :content FROM upd) "
-    "SELECT count(*) FROM upd"
-)
-
-
 @contextmanager
 def _nothing():
     yield
+
+
+def _gone(rtype: str, rid: str) -> Gone:
+    return Gone(f"{rtype}/{rid} 已被删除", f"{rtype}/{rid} has been deleted")
+
+
+def _locked(rtype: str, rid: str) -> Gone:
+    return Gone(
+        f"{rtype}/{rid} 已应患者删除请求锁定，仅依法保存，不再显示",
+        f"{rtype}/{rid} was locked after the patient's deletion request; it is kept only as the law requires",
+    )
+
+
+def _sees_locked(principal: Principal) -> bool:
+    return principal.role in ("admin", "system")
+
+
+# Store._read_in_one_statement: the current, visible row and its audit record (chained like any other; the
+# version number is taken from the row, so the hashed body is completed in SQL after `body_head`).
+_READ_AUDITED_PG = text(
+    f"""WITH {audit.COMMIT_MODE_CTE}, r AS (
+    SELECT pk, resource_type, id, version_id, last_updated, deleted, content FROM resource
+    WHERE tenant_id = :tenant_id AND resource_type = :rtype AND id = :rid AND NOT deleted
+      AND (:sees_locked OR position(:mark IN content) = 0)
+), {
+        audit.chained_insert_ctes(
+            version="r.version_id",
+            body="(:body_head || r.version_id || '}')",
+            source=", r",
+            guard="AND EXISTS (SELECT FROM r)",
+        )
+    }
+SELECT r.*, (SELECT lane FROM moved) AS audited FROM r"""
+)
 
 
 def _stored(row) -> StoredResource:
