@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from xinglin.api.deps import CurrentPrincipal, StoreDep
 from xinglin.core.clock import fhir_instant
@@ -28,6 +29,10 @@ _ACCEPTED_TYPES = ("application/fhir+json", "application/json", "application/jso
 def base_url(request: Request) -> str:
     configured = request.app.state.settings.public_base_url
     return (configured.rstrip("/") if configured else str(request.base_url).rstrip("/")) + "/fhir/R4"
+
+
+# Endpoints that must await the request body are `async def`; their database work goes to the thread pool,
+# so that one request's round trips never stall the event loop the worker's other requests share.
 
 
 async def _json_body(request: Request) -> Any:
@@ -103,11 +108,16 @@ async def batch_or_transaction(request: Request, store: StoreDep, principal: Cur
     kind = bundle.get("type") if isinstance(bundle, dict) else None
     base = base_url(request)
     if kind == "transaction":
-        with store.unit_of_work(principal) as repo:
-            result = bundles.run_transaction(repo, bundle, base)
-        return fhir_response(result)
+
+        def run_transaction() -> dict:
+            with store.unit_of_work(principal) as repo:
+                return bundles.run_transaction(repo, bundle, base)
+
+        return fhir_response(await run_in_threadpool(run_transaction))
     if kind == "batch":
-        return fhir_response(bundles.run_batch(store.unit_of_work, principal, bundle, base, outcome))
+        return fhir_response(
+            await run_in_threadpool(bundles.run_batch, store.unit_of_work, principal, bundle, base, outcome)
+        )
     raise BadRequest(
         "Bundle.type 应为 batch 或 transaction",
         "Bundle.type must be batch or transaction",
@@ -171,7 +181,7 @@ def search(rtype: str, request: Request, store: StoreDep, principal: CurrentPrin
 async def search_post(rtype: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     body = (await request.body()).decode("utf-8", errors="replace")
     params = list(request.query_params.multi_items()) + parse_qsl(body, keep_blank_values=True)
-    return _search(request, store, principal, rtype, params)
+    return await run_in_threadpool(_search, request, store, principal, rtype, params)
 
 
 def _no_audit_writes(rtype: str) -> None:
@@ -183,8 +193,12 @@ def _no_audit_writes(rtype: str) -> None:
 async def create(rtype: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     _no_audit_writes(rtype)
     body = await _json_body(request)
-    with store.unit_of_work(principal) as repo:
-        result = repo.create(body, rtype=rtype, if_none_exist=request.headers.get("if-none-exist"))
+
+    def create_resource():
+        with store.unit_of_work(principal) as repo:
+            return repo.create(body, rtype=rtype, if_none_exist=request.headers.get("if-none-exist"))
+
+    result = await run_in_threadpool(create_resource)
     return _written(request, result.resource, 201 if result.created else 200)
 
 
@@ -222,8 +236,12 @@ async def update(rtype: str, rid: str, request: Request, store: StoreDep, princi
     _no_audit_writes(rtype)
     body = await _json_body(request)
     if_match = parse_etag(request.headers.get("if-match"))
-    with store.unit_of_work(principal) as repo:
-        result = repo.update(rtype, rid, body, if_match=if_match)
+
+    def update_resource():
+        with store.unit_of_work(principal) as repo:
+            return repo.update(rtype, rid, body, if_match=if_match)
+
+    result = await run_in_threadpool(update_resource)
     return _written(request, result.resource, 201 if result.created else 200)
 
 
