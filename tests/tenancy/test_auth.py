@@ -137,6 +137,23 @@ def test_expired_token_is_401(client, app, hospital):
     assert r.json()["issue"][0]["diagnostics"] == "The access token has expired; sign in again"
 
 
+def test_a_token_that_worked_stops_working_when_it_expires(client, app, hospital, monkeypatch):
+    from xinglin.security import tokens
+
+    principal = Principal(
+        tenant_id=hospital.id, tenant_code=hospital.code, username="x", role="admin", scopes=("user/*.*",)
+    )
+    token = issue_token(principal, key=app.state.signing_key, ttl_seconds=60)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert client.get(f"{FHIR}/Patient", headers=headers).status_code == 200
+    assert client.get(f"{FHIR}/Patient", headers=headers).status_code == 200  # verified once, then remembered
+    later = tokens.time.time() + 61
+    monkeypatch.setattr(tokens.time, "time", lambda: later)
+    r = client.get(f"{FHIR}/Patient", headers=headers)
+    assert r.status_code == 401
+    assert r.json()["issue"][0]["diagnostics"] == "The access token has expired; sign in again"
+
+
 def test_token_signed_with_another_key_is_401(client, hospital):
     principal = Principal(
         tenant_id=hospital.id, tenant_code=hospital.code, username="x", role="admin", scopes=("user/*.*",)

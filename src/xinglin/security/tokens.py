@@ -35,16 +35,46 @@ def issue_token(principal: Principal, *, key: str, ttl_seconds: int) -> str:
     return jwt.encode(claims, key, algorithm=ALGORITHM)
 
 
+# Verified tokens, so that a client's every request does not redo the HMAC and JSON decoding. The key is part
+# of the cache key (a new signing key invalidates everything) and expiry is checked on every hit.
+_VERIFIED: dict[tuple[str, str], tuple[Principal, int]] = {}
+_VERIFIED_MAX = 10_000
+
+
 def read_token(token: str, *, key: str) -> Principal:
+    cached = _VERIFIED.get((key, token))
+    if cached is not None:
+        principal, expires = cached
+        if time.time() < expires:
+            return principal
+        _VERIFIED.pop((key, token), None)
+        raise _expired()
+    principal, expires = _verify(token, key)
+    if len(_VERIFIED) >= _VERIFIED_MAX:
+        _VERIFIED.clear()
+    _VERIFIED[(key, token)] = (principal, expires)
+    return principal
+
+
+def _expired() -> NotAuthenticated:
+    return NotAuthenticated("访问令牌已过期，请重新登录", "The access token has expired; sign in again")
+
+
+def _verify(token: str, key: str) -> tuple[Principal, int]:
     try:
+        # Expiry is checked below against the same clock as the cache's, not by PyJWT.
         claims = jwt.decode(
-            token, key, algorithms=[ALGORITHM], issuer=ISSUER, options={"require": ["exp", "sub", "tid"]}
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "tid"], "verify_exp": False},
         )
-    except jwt.ExpiredSignatureError:
-        raise NotAuthenticated("访问令牌已过期，请重新登录", "The access token has expired; sign in again") from None
     except jwt.PyJWTError:
         raise NotAuthenticated("访问令牌无效", "The access token is not valid") from None
-    return Principal(
+    if not isinstance(claims["exp"], int) or claims["exp"] <= time.time():
+        raise _expired()
+    principal = Principal(
         tenant_id=claims["tid"],
         tenant_code=claims.get("tnt", ""),
         username=claims["sub"],
@@ -54,3 +84,4 @@ def read_token(token: str, *, key: str) -> Principal:
         practitioner_id=claims.get("practitioner"),
         scopes=tuple(claims.get("scope", "").split()),
     )
+    return principal, claims["exp"]
