@@ -181,3 +181,39 @@ def test_concurrent_writers_keep_every_lane_intact(fresh_database):
     assert report.records == 91  # 90 creates + the tenant
     if fresh_database.backend == "postgresql":
         assert used > 1  # concurrent transactions spread over lanes instead of queueing on one
+
+
+def test_audit_event_search_parameters(busy):
+    _, client, hosp, last = busy
+    h = hosp.headers("admin")
+
+    def search(query: str):
+        return client.get(f"{FHIR}/AuditEvent?{query}", headers=h)
+
+    def codes(query: str) -> list[str]:
+        bundle = search(query).json()
+        return sorted(e["resource"]["subtype"][0]["code"] for e in bundle["entry"])
+
+    assert codes(f"entity=Patient/{last['id']}&subtype=read") == ["read"]
+    assert codes(f"entity=Patient/{last['id']}&action=U") == ["update"]
+    assert search("subtype=update").json()["total"] == 6
+    assert search("outcome=0&subtype=delete").json()["total"] == 1
+    assert search("outcome=4").json()["total"] == 0
+    # six patients and the tenant itself
+    assert search("date=ge2000-01-01&date=lt2100-01-01&subtype=create").json()["total"] == 7
+    assert search("date=lt2000-01-01").json()["total"] == 0
+    assert search("date=gt2100").json()["total"] == 0
+    assert len(search("_count=2&subtype=read").json()["entry"]) == 2
+    for query, element, message in [
+        ("_count=many", "_count", "_count must be a non-negative integer"),
+        ("_offset=-1", "_offset", "_offset must be a non-negative integer"),
+        ("date=yesterday", "date", "date 'yesterday' is not a valid date"),
+        ("outcome=9", "outcome", "outcome '9' is not a valid code"),
+        ("colour=red", "colour", "AuditEvent has no search parameter 'colour'"),
+    ]:
+        r = search(query)
+        assert r.status_code == 400, query
+        issue = r.json()["issue"][0]
+        assert (issue["expression"], issue["diagnostics"]) == ([element], message)
+    lenient = client.get(f"{FHIR}/AuditEvent?colour=red&subtype=delete", headers={**h, "Prefer": "handling=lenient"})
+    assert lenient.json()["total"] == 1

@@ -137,17 +137,55 @@ def system_history(request: Request, store: StoreDep, principal: CurrentPrincipa
     return fhir_response(bundles.history(page, base_url(request), "_history"))
 
 
+_AUDIT_ACTIONS = {"C", "R", "U", "D", "E"}
+_AUDIT_OUTCOMES = {"0": "success", "4": "denied", "8": "failed"}
+
+
+def _audit_query(params: list[tuple[str, str]], strict: bool, max_count: int) -> dict:
+    """The AuditEvent search parameters Xinglin supports, checked like every other search's: `date` (with
+    eq/ge/gt/le/lt, repeatable), `entity` (Type or Type/id), `agent` (principal as recorded), `subtype`
+    (read, create ...), `action` (C R U D E), `outcome` (0 4 8), `_count`, `_offset`."""
+    q: dict = {"count": 20, "offset": 0, "after": None, "before": None}
+    for name, value in params:
+        if name in ("_count", "_offset"):
+            if not value.isdigit() or len(value) > 12:
+                raise BadRequest(f"{name} 应为非负整数", f"{name} must be a non-negative integer", element=name)
+            q[name.lstrip("_")] = min(int(value), max_count) if name == "_count" else int(value)
+        elif name == "date":
+            prefix = value[:2] if value[:2] in ("eq", "ge", "gt", "le", "lt") else "eq"
+            rng = date_range(value[2:] if value[:2] == prefix else value)
+            if rng is None:
+                raise BadRequest(
+                    f"date 的取值“{value}”不是合法的时间", f"date '{value}' is not a valid date", element="date"
+                )
+            low, high = rng
+            if prefix in ("eq", "ge", "gt"):
+                q["after"] = max(filter(None, (q["after"], high if prefix == "gt" else low)))
+            if prefix in ("eq", "le", "lt"):
+                q["before"] = min(filter(None, (q["before"], low if prefix == "lt" else high)))
+        elif name == "entity":
+            q["entity"] = value
+        elif name == "agent":
+            q["principal"] = value
+        elif name == "subtype":
+            q["action"] = value
+        elif name == "action" and value in _AUDIT_ACTIONS:
+            q["action_code"] = value
+        elif name == "outcome" and value in _AUDIT_OUTCOMES:
+            q["outcome"] = _AUDIT_OUTCOMES[value]
+        elif name in ("action", "outcome"):
+            raise BadRequest(f"{name} 的取值“{value}”无效", f"{name} '{value}' is not a valid code", element=name)
+        elif strict and name not in ("_total", "_format"):
+            raise BadRequest(
+                f"AuditEvent 不支持搜索参数 {name}", f"AuditEvent has no search parameter '{name}'", element=name
+            )
+    return q
+
+
 def _audit_search(request: Request, store, principal, params: list[tuple[str, str]]) -> Response:
-    q = dict(params)
-    count = min(int(q.get("_count", "20")) if q.get("_count", "20").isdigit() else 20, 1000)
-    offset = int(q["_offset"]) if q.get("_offset", "").isdigit() else 0
-    since = None
-    if "date" in q:
-        since = _since(q["date"].removeprefix("ge").removeprefix("gt"))
+    q = _audit_query(params, _strict(request), store.settings.max_page_size)
     with store.unit_of_work(principal) as repo:
-        total, events = repo.audit_events(
-            count=count, offset=offset, since=since, entity=q.get("entity"), principal=q.get("agent")
-        )
+        total, events = repo.audit_events(**q)
     bundle = {
         "resourceType": "Bundle",
         "type": "searchset",

@@ -708,14 +708,28 @@ class Repository:
         *,
         count: int,
         offset: int = 0,
-        since: datetime | None = None,
+        after: datetime | None = None,
+        before: datetime | None = None,
         entity: str | None = None,
         principal: str | None = None,
+        action: str | None = None,
+        action_code: str | None = None,
+        outcome: str | None = None,
     ) -> tuple[int, list[dict]]:
+        """The tenant's audit records, newest first; `after` inclusive, `before` exclusive; `action` is the
+        interaction (read, create ...), `action_code` its AuditEvent.action code (C R U D E)."""
         self._authorize("search", "AuditEvent")
         conds = [audit_record.c.tenant_id == self.principal.tenant_id]
-        if since is not None:
-            conds.append(audit_record.c.recorded_at >= to_naive_utc(since))
+        if after is not None:
+            conds.append(audit_record.c.recorded_at >= to_naive_utc(after))
+        if before is not None:
+            conds.append(audit_record.c.recorded_at < to_naive_utc(before))
+        if action is not None:
+            conds.append(audit_record.c.action == action)
+        if action_code is not None:
+            conds.append(audit_record.c.action.in_([a for a, c in audit.ACTION_CODES.items() if c == action_code]))
+        if outcome is not None:
+            conds.append(audit_record.c.outcome == outcome)
         if entity:
             etype, _, eid = entity.partition("/")
             conds.append(audit_record.c.resource_type == etype)
