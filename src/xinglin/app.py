@@ -17,6 +17,7 @@ from xinglin.core.config import Settings, get_settings
 from xinglin.core.errors import BadRequest, MethodNotAllowed, NotFound, XinglinError
 from xinglin.fhir import api as fhir_api
 from xinglin.fhir.outcome import outcome_response
+from xinglin.ingest import api as ingest_api
 from xinglin.portal import api as portal_api
 from xinglin.privacy import api as privacy_api
 from xinglin.security import api as auth_api
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tenancy_api.router)
     app.include_router(telehealth_api.router)
     app.include_router(share_api.router)
+    app.include_router(ingest_api.router)
     app.include_router(portal_api.router)
     app.mount(portal_api.STATIC_URL, StaticFiles(directory=portal_api.STATIC_DIR), name="portal-static")
     app.include_router(triage_api.router)
