@@ -106,6 +106,15 @@ def test_deletion_deletes_what_it_may_and_locks_the_rest(client, hospital, recor
     assert "kept only as the law requires" in locked.json()["issue"][0]["diagnostics"]
     assert client.get(f"{FHIR}/Observation?patient={pid}", headers=staff).json()["total"] == 0
     assert client.get(f"{FHIR}/Observation/{ids['Observation']}/_history/1", headers=staff).status_code == 410
+    assert client.get(f"{FHIR}/Observation/{ids['Observation']}/_history", headers=staff).status_code == 410
+    # the locked record's earlier versions are not listed in its type's or the system's history either
+    type_history = client.get(f"{FHIR}/Observation/_history", headers=staff).json()
+    assert ids["Observation"] not in {e["resource"]["id"] for e in type_history.get("entry", []) if "resource" in e}
+    integration = hospital.headers("integration")
+    system_history = client.get(f"{FHIR}/_history?_count=500", headers=integration).json()
+    assert pid not in {e["resource"]["id"] for e in system_history.get("entry", []) if "resource" in e}
+    admin_view = client.get(f"{FHIR}/Observation/{ids['Observation']}/_history", headers=hospital.headers("admin"))
+    assert admin_view.status_code == 200 and admin_view.json()["total"] == 2
     kept = client.get(f"{FHIR}/Observation/{ids['Observation']}", headers=hospital.headers("admin")).json()
     retention = next(e for e in kept["extension"] if e["url"].endswith("/retention"))
     assert {p["url"] for p in retention["extension"]} == {"until", "reason"}

@@ -417,9 +417,13 @@ class Repository:
                     raise _not_found(rtype, rid)
                 if not self._in_compartment(access, current):
                     raise self._deny_outside_compartment("history", rtype, rid)
+                if self._hidden(current.content):  # its earlier versions are locked with it
+                    raise self._refuse("history", rtype, rid, _locked(rtype, rid), current.version_id)
                 conds.append(resource_version.c.id == rid)
             elif access.compartment_patient is not None:
                 raise self._deny_outside_compartment("history", rtype, "*")
+        if not self._sees_locked():
+            conds.append(~_locked_resource(resource_version).exists())
         if since is not None:
             conds.append(resource_version.c.last_updated >= to_naive_utc(since))
         total = self.conn.execute(select(func.count()).select_from(resource_version).where(*conds)).scalar_one()
@@ -776,6 +780,21 @@ def _locked(rtype: str, rid: str) -> Gone:
     return Gone(
         f"{rtype}/{rid} 已应患者删除请求锁定，仅依法保存，不再显示",
         f"{rtype}/{rid} was locked after the patient's deletion request; it is kept only as the law requires",
+    )
+
+
+def _locked_resource(table):
+    """The locked current row of the resource a row of `table` (resource_version) belongs to."""
+    return (
+        select(resource.c.pk)
+        .join(idx_token, idx_token.c.resource_pk == resource.c.pk)
+        .where(
+            resource.c.tenant_id == table.c.tenant_id,
+            resource.c.resource_type == table.c.resource_type,
+            resource.c.id == table.c.id,
+            idx_token.c.param == "_security",
+            idx_token.c.code == LOCK_CODE,
+        )
     )
 
 
