@@ -231,3 +231,60 @@ def test_missing_modifier(client, ward):
     people, h = ward
     assert ids(client, h, "Patient?email:missing=false") == [people["smith"]]
     assert ids(client, h, "Patient?email:missing=true") == [people["zhang"], people["ouyang"]]
+
+
+def test_chained_search(client, ward, other_hospital):
+    people, h = ward
+    z = people["zhang"]
+    zhang_obs = set(ids(client, h, f"Observation?patient={z}"))
+    assert set(ids(client, h, "Observation?subject:Patient.name=张伟")) == zhang_obs
+    assert set(ids(client, h, "Observation?patient.identifier=110101197503020031")) == zhang_obs
+    assert set(ids(client, h, "Observation?patient.birthdate=lt1980")) == zhang_obs
+    assert len(ids(client, h, "Observation?subject.name=欧阳")) == 1  # every type that has `name`
+    assert len(ids(client, h, "Condition?subject:Patient.gender=male")) == 1
+    assert ids(client, h, "Condition?subject:Patient.gender=female") == []
+    assert ids(client, h, "Observation?subject:Patient.name=无此人") == []
+    assert len(ids(client, h, "Observation?subject:Patient.name=张伟&date=gt2024-04")) == 1
+    # a chain ending in a reference parameter (index subqueries of the same table, nested)
+    gp = client.post(
+        f"{FHIR}/Patient", json=patient_body(generalPractitioner=[{"reference": "Practitioner/dr-1"}]), headers=h
+    ).json()["id"]
+    obs = client.post(
+        f"{FHIR}/Observation",
+        json={
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "体温"},
+            "subject": {"reference": f"Patient/{gp}"},
+        },
+        headers=h,
+    ).json()["id"]
+    assert ids(client, h, "Observation?subject:Patient.general-practitioner=Practitioner/dr-1") == [obs]
+    # another hospital's 张伟 is not reached through the chain
+    oh = other_hospital.headers("physician")
+    twin = client.post(
+        f"{FHIR}/Patient", json=patient_body(name=[{"text": "张伟", "family": "张", "given": ["伟"]}]), headers=oh
+    ).json()
+    assert ids(client, oh, "Observation?subject:Patient.name=张伟") == []
+    assert twin["id"] not in ids(client, h, "Patient?name=张伟")
+    for query, element, message in [
+        (
+            "Observation?code.name=x",
+            "code.name",
+            "'code' is not a reference parameter of Observation, so it cannot be chained",
+        ),
+        (
+            "Observation?subject:Patient.colour=x",
+            "subject:Patient.colour",
+            "No target type of 'subject:Patient.colour' has the search parameter 'colour'",
+        ),
+        (
+            "Observation?subject.organization.name=x",
+            "subject.organization.name",
+            "Only one level of chaining is supported",
+        ),
+    ]:
+        r = client.get(f"{FHIR}/{query}", headers=h)
+        assert r.status_code == 400, query
+        issue = r.json()["issue"][0]
+        assert (issue["expression"], issue["diagnostics"]) == ([element], message)

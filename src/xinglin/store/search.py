@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, and_, false, func, not_, or_, select, true
 from xinglin.core.errors import BadRequest
 from xinglin.store.indexer import date_range, fold
 from xinglin.store.models import INDEX_TABLES, idx_reference, resource
-from xinglin.store.search_params import PATIENT_COMPARTMENT, SearchParam, params_for
+from xinglin.store.search_params import DEFINITIONS, PATIENT_COMPARTMENT, SearchParam, params_for
 
 CONTROL = {
     "_count",
@@ -88,6 +88,10 @@ def parse(
             continue
         if name in ("_id", "_lastUpdated"):
             q.conditions.append(_column_condition(name, modifier, value))
+            q.params.append((key, value))
+            continue
+        if "." in key:
+            q.conditions.append(_chained_condition(resource_type, key, value, tenant_id))
             q.params.append((key, value))
             continue
         sp = known.get(name)
@@ -179,17 +183,25 @@ def _column_condition(name: str, modifier: str, raw: str) -> ColumnElement:
 
 def _indexed(sp: SearchParam, resource_type: str, tenant_id: int, cond: ColumnElement):
     table = INDEX_TABLES["quantity" if sp.type == "number" else sp.type]
-    return select(table.c.resource_pk).where(
-        table.c.tenant_id == tenant_id,
-        table.c.resource_type == resource_type,
-        table.c.param == sp.name,
-        cond,
+    # Never correlated: a chain nests one index subquery in another, possibly of the same table.
+    return (
+        select(table.c.resource_pk)
+        .where(
+            table.c.tenant_id == tenant_id,
+            table.c.resource_type == resource_type,
+            table.c.param == sp.name,
+            cond,
+        )
+        .correlate(None)
     )
 
 
-def _param_condition(sp: SearchParam, modifier: str, raw: str, resource_type: str, tenant_id: int) -> ColumnElement:
+def _param_condition(
+    sp: SearchParam, modifier: str, raw: str, resource_type: str, tenant_id: int, pk=resource.c.pk
+) -> ColumnElement:
+    """The condition on the resource whose primary key is `pk` (the searched table, or a chain's target)."""
     if modifier == "missing":
-        present = resource.c.pk.in_(_indexed(sp, resource_type, tenant_id, true()))
+        present = pk.in_(_indexed(sp, resource_type, tenant_id, true()))
         if raw not in ("true", "false"):
             raise _bad(f"{sp.name}:missing 应为 true 或 false", f"{sp.name}:missing must be true or false", sp.name)
         return not_(present) if raw == "true" else present
@@ -197,8 +209,55 @@ def _param_condition(sp: SearchParam, modifier: str, raw: str, resource_type: st
     alternatives = [_value_condition(sp, modifier, v, table) for v in _split_values(raw) if v != ""]
     if not alternatives:
         raise _bad(f"搜索参数 {sp.name} 缺少取值", f"Search parameter '{sp.name}' has no value", sp.name)
-    matched = resource.c.pk.in_(_indexed(sp, resource_type, tenant_id, or_(*alternatives)))
+    matched = pk.in_(_indexed(sp, resource_type, tenant_id, or_(*alternatives)))
     return not_(matched) if modifier == "not" else matched
+
+
+def _chained_condition(resource_type: str, key: str, value: str, tenant_id: int) -> ColumnElement:
+    """One level of chaining: `subject:Patient.name=王` (or `subject.name=王`, every type that has `name`)
+    matches resources whose reference points at a current resource matching the chained parameter."""
+    link, _, chained = key.partition(".")
+    name, _, target_type = link.partition(":")
+    sp = params_for(resource_type).get(name)
+    if sp is None or sp.type != "reference":
+        raise _bad(
+            f"{resource_type} 的 {name} 不是引用类搜索参数，不能链式搜索",
+            f"'{name}' is not a reference parameter of {resource_type}, so it cannot be chained",
+            key,
+        )
+    if "." in chained:
+        raise _bad("只支持一级链式搜索", "Only one level of chaining is supported", key)
+    chained_name, _, chained_modifier = chained.partition(":")
+    if target_type:
+        targets = [target_type] if chained_name in params_for(target_type) else []
+    else:
+        targets = sorted(t for t in DEFINITIONS if chained_name in params_for(t))
+    if not targets:
+        raise _bad(
+            f"链式搜索 {key} 的目标类型没有搜索参数 {chained_name}",
+            f"No target type of '{key}' has the search parameter '{chained_name}'",
+            key,
+        )
+    target = resource.alias("chain_target")
+    pointed_at = [
+        and_(
+            idx_reference.c.target_id.in_(
+                select(target.c.id)
+                .where(
+                    target.c.tenant_id == tenant_id,
+                    target.c.resource_type == ttype,
+                    target.c.deleted.is_(False),
+                    _param_condition(
+                        params_for(ttype)[chained_name], chained_modifier, value, ttype, tenant_id, pk=target.c.pk
+                    ),
+                )
+                .correlate(None)
+            ),
+            or_(idx_reference.c.target_type == ttype, idx_reference.c.target_type.is_(None)),
+        )
+        for ttype in targets
+    ]
+    return resource.c.pk.in_(_indexed(sp, resource_type, tenant_id, or_(*pointed_at)))
 
 
 def _value_condition(sp: SearchParam, modifier: str, value: str, table) -> ColumnElement:
