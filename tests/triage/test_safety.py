@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -181,3 +182,20 @@ def test_threshold_choice() -> None:
     assert (p[y == 1] > t).all()
     capped = train_safety.choose_threshold(p, y, target=1.0, max_false_alarm=0.0)
     assert not (p[y == 0] > capped).any()
+
+
+def test_threshold_when_the_rules_leave_no_positives_to_the_model() -> None:
+    # six complaints with the flag (all caught by the rules), 1000 quiet ones without it
+    rng = np.random.default_rng(0)
+    p = np.concatenate([np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4]), rng.uniform(0.0, 0.3, 1000)])
+    y = np.concatenate([np.ones(6), np.zeros(1000)])
+    quiet = np.concatenate([np.zeros(6, dtype=bool), np.ones(1000, dtype=bool)])
+    args = argparse.Namespace(target_recall=0.98, max_false_alarm=0.005)
+    t = train_safety._threshold(p, y, quiet, args)
+    # no quiet positives: at most FALLBACK_FALSE_ALARM of the quiet complaints are flagged, and the threshold
+    # is no longer the blind default of 0.5
+    assert (p[quiet] > t).mean() <= train_safety.FALLBACK_FALSE_ALARM
+    assert t < 0.4
+    assert (p[:6] > t).all()
+    neg = train_safety.choose_threshold(p, y, target=1.0, max_false_alarm=0.001, neg=p[quiet])
+    assert neg == pytest.approx(t)

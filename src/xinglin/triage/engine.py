@@ -463,6 +463,7 @@ class FlagHit:
     level: int
     dept: str
     evidence: str
+    settles: tuple[str, ...] = ()
 
 
 def _evaluate_flags(a: Analysis, kb: Knowledge, age: float | None, pregnant: bool, child: bool) -> list[FlagHit]:
@@ -484,7 +485,7 @@ def _evaluate_flags(a: Analysis, kb: Knowledge, age: float | None, pregnant: boo
             if found.text not in evidence:
                 evidence.append(found.text)
         else:
-            hits.append(FlagHit(rule.code, rule.level, rule.dept, " + ".join(evidence)))
+            hits.append(FlagHit(rule.code, rule.level, rule.dept, " + ".join(evidence), rule.settles))
     return hits
 
 
@@ -577,7 +578,10 @@ def _assess(
 
     # ---- who is the patient
     age_val = age_in if age_in is not None else (textmod.read_age(numeric) if norm else None)
-    is_child = age_val < kb.population["child"]["age_lt"] if age_val is not None else bool(a.has("child"))
+    # Words for a baby in a pregnant woman's complaint ("baby is moving", "宝宝踢我") are about the fetus.
+    pregnancy_words = bool(a.has("pregnancy") or a.has("obstetric") or a.has("fetal_alarm"))
+    child_words = bool(a.has("child")) and not (pregnant_in or pregnancy_words)
+    is_child = age_val < kb.population["child"]["age_lt"] if age_val is not None else child_words
     if age_val is None and a.has("newborn"):
         age_val = 0.05
     sex_val = sex_in
@@ -621,6 +625,8 @@ def _assess(
         a.presence.setdefault("high_bp_reading", []).append(Occ("high_bp_reading", -1, -1, "BP"))
     if sbp is not None and sbp < 90:  # measured shock: counts like the words for it ("脸白得像纸")
         a.presence.setdefault("shock_pattern", []).append(Occ("shock_pattern", -1, -1, f"SBP {sbp:g}"))
+    if sbp is not None and sbp < 80:  # with chest pain, fever or bleeding: shock, level 1
+        a.presence.setdefault("hypotension_measured", []).append(Occ("hypotension_measured", -1, -1, f"SBP {sbp:g}"))
     hr = measured.get("heart_rate")
     if hr is not None and (hr < 60 or hr > 100):
         a.presence.setdefault("abnormal_hr_measured", []).append(Occ("abnormal_hr_measured", -1, -1, "HR"))
@@ -696,8 +702,15 @@ def _assess(
         if model is None:
             warnings.append("safety_model_unavailable")
         else:
+            # Codes a rule has explicitly judged ("a swallowed coin, no coughing or breathing trouble") or
+            # that cannot apply to this patient (a man, a baby over a year old) are not the model's to add.
+            settled = {c for h in hits for c in h.settles}
+            if not is_pregnant:
+                settled.add("pregnancy_bleeding_pain")
+            if age_val is not None and age_val >= 1:
+                settled.add("infant_fever")
             for code, _prob, grams in model.predict(safety_view(norm, a, kb), age_in, pregnant_in):
-                if code in flags:
+                if code in flags or code in settled:
                     continue
                 flags[code] = FlagHit(code, 2, "", "模型：" + ", ".join(grams) if grams else "模型")
                 model_flags.append(code)

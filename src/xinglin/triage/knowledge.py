@@ -115,6 +115,7 @@ class FlagRule:
     age_ge: float | None = None
     pregnant: bool | None = None
     child: bool | None = None  # True: children only; False: everyone but children
+    settles: tuple[str, ...] = ()  # red-flag codes the statistical safety check may not add when this rule fires
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +194,9 @@ def _parse_threshold(text: str, where: str) -> Threshold:
 
 # Pattern macros: "~" = a few characters of the same clause, "~~" = up to the end of a longer clause.
 # Clause separators are the engine's punctuation (a gap never crosses "，", "。", ",", "." ...).
-_CLAUSE_CHAR = r"[^,;!?\n。，；！？:：.]"
+# A gap never holds a negation either: "嘴巴不肿" is no swelling, "嗓子也不紧" no tight throat, "vomiting, no
+# blood" no blood (a pattern that means a negated wording names it in its words: "叫~不醒").
+_CLAUSE_CHAR = r"(?:[^,;!?\n。，；！？:：.不没无未冇nw']|n(?!o\b|ot\b)|w(?!ithout\b)|'(?!t\b))"
 _GAP_MACROS = (("~~", _CLAUSE_CHAR + "{0,24}?"), ("~", _CLAUSE_CHAR + "{0,10}?"))
 
 
@@ -347,6 +350,12 @@ def load() -> Knowledge:
         level = int(body.get("level", 2))
         if code is not None and level > 2:
             raise KnowledgeError(f"{where}: a red flag must be level 1 or 2")
+        settles = tuple(body.get("settles") or ())
+        if settles and code is not None:
+            raise KnowledgeError(f"{where}: only an urgency rule (code: null) can settle red flags")
+        for c in settles:
+            if c not in RED_FLAG_CODES:
+                raise KnowledgeError(f"{where}: settles unknown red-flag code {c!r}")
         flags.append(
             FlagRule(
                 code=code,
@@ -359,6 +368,7 @@ def load() -> Knowledge:
                 age_ge=body.get("age_ge"),
                 pregnant=body.get("pregnant"),
                 child=body.get("child"),
+                settles=settles,
             )
         )
     compound = [str(c) for c in rf.get("compound_level_1") or []]

@@ -110,6 +110,14 @@ _VITAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ),
     ("temperature", re.compile(_NUM + r"\s*(?:°c|℃|摄氏度)")),
     ("temperature", re.compile(r"(?:量了|测了|测得|量得|腋温|耳温|肛温|额温)[^\d,;。]{0,3}" + _NUM)),
+    # A bare "38度" / "39度5" is a body temperature in a complaint.
+    (
+        "temperature",
+        re.compile(
+            r"(?<![\d.])(?<!开到)(?<!调到)((?:3[7-9]|4[0-2])(?:\.\d)?)\s*度(?!\s*的?\s*(?:白酒|酒|高温|天气))"
+            r"(?:(\d)(?![\d.]|\s*(?:天|日|个|次|小时|岁|周|月|年)))?"
+        ),
+    ),
     # A bare 35.0-42.9 with one decimal is a thermometer reading ("量了一下38.2").
     (
         "temperature",
