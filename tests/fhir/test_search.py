@@ -288,3 +288,40 @@ def test_chained_search(client, ward, other_hospital):
         assert r.status_code == 400, query
         issue = r.json()["issue"][0]
         assert (issue["expression"], issue["diagnostics"]) == ([element], message)
+
+
+SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "code": "SUBSETTED"}
+
+
+def test_summary_and_elements(client, ward):
+    people, h = ward
+    z = people["zhang"]
+    full = client.get(f"{FHIR}/Patient/{z}", headers=h).json()
+    assert "tag" not in full["meta"]
+
+    elements = client.get(f"{FHIR}/Patient/{z}?_elements=name,gender", headers=h).json()
+    assert set(elements) == {"resourceType", "id", "meta", "name", "gender"}
+    assert elements["meta"]["tag"] == [SUBSETTED] and elements["meta"]["versionId"] == "1"
+
+    summary = client.get(f"{FHIR}/Patient/{z}?_summary=true", headers=h).json()
+    assert set(summary) == {"resourceType", "id", "meta", "name", "gender", "birthDate", "identifier", "telecom"}
+    assert set(client.get(f"{FHIR}/Patient/{z}?_summary=false", headers=h).json()) == set(full)
+
+    bundle = client.get(f"{FHIR}/Observation?patient={z}&_elements=valueQuantity", headers=h).json()
+    assert bundle["total"] == 2
+    for entry in bundle["entry"]:
+        # status is mandatory, so it comes even when not asked for
+        assert set(entry["resource"]) == {"resourceType", "id", "meta", "status", "valueQuantity"}
+        assert entry["resource"]["meta"]["tag"] == [SUBSETTED]
+    assert "_elements=valueQuantity" in bundle["link"][0]["url"]
+    data = client.get(f"{FHIR}/Observation?patient={z}&_summary=data", headers=h).json()
+    assert all("code" in e["resource"] and "text" not in e["resource"] for e in data["entry"])
+
+    for query, element, message in [
+        (f"Patient/{z}?_summary=brief", "_summary", "Unsupported _summary value 'brief'"),
+        ("Patient?_elements=name,<b>", "_elements", "'<b>' in _elements is not an element name"),
+    ]:
+        r = client.get(f"{FHIR}/{query}", headers=h)
+        assert r.status_code == 400, query
+        issue = r.json()["issue"][0]
+        assert (issue["expression"], issue["diagnostics"]) == ([element], message)

@@ -20,6 +20,7 @@ from xinglin.fhir.outcome import FHIR_JSON, fhir_response, outcome
 from xinglin.store import bundles
 from xinglin.store.indexer import date_range
 from xinglin.store.repository import StoredResource, parse_etag
+from xinglin.store.subsetting import apply_subset, parse_subset
 
 router = APIRouter(prefix="/fhir/R4", tags=["FHIR R4"])
 
@@ -256,8 +257,10 @@ def type_history(rtype: str, request: Request, store: StoreDep, principal: Curre
 def read(rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     if rtype == "AuditEvent":
         return _read_audit_event(request, store, principal, rid)
+    subset = parse_subset(request.query_params.get("_summary"), request.query_params.get("_elements"))
     res = store.read(principal, rtype, rid)
-    return fhir_response(res.content, 200, _resource_headers(res, base_url(request)))
+    content = res.content if subset is None else apply_subset(res.as_dict(), subset)
+    return fhir_response(content, 200, _resource_headers(res, base_url(request)))
 
 
 def _read_audit_event(request: Request, store, principal, rid: str) -> Response:

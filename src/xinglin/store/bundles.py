@@ -18,12 +18,13 @@ from xinglin.core.errors import BadRequest, XinglinError
 from xinglin.core.ids import new_resource_id
 from xinglin.security.principal import Principal
 from xinglin.store.repository import HistoryPage, Repository, SearchPage, StoredResource, parse_etag
+from xinglin.store.subsetting import Subset, apply_subset
 
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 
 
-def _fragment(res: StoredResource) -> orjson.Fragment:
-    return orjson.Fragment(res.content)
+def _fragment(res: StoredResource, subset: Subset | None = None) -> orjson.Fragment | dict:
+    return orjson.Fragment(res.content) if subset is None else apply_subset(res.as_dict(), subset)
 
 
 def _page_link(base: str, rtype: str, params: list[tuple[str, str]], count: int, offset: int) -> str:
@@ -65,13 +66,13 @@ def searchset(page: SearchPage, base: str) -> dict:
             )
     bundle["link"] = links
     entries = [
-        {"fullUrl": f"{base}/{r.resource_type}/{r.id}", "resource": _fragment(r), "search": {"mode": "match"}}
+        {"fullUrl": f"{base}/{r.resource_type}/{r.id}", "resource": _fragment(r, q.subset), "search": {"mode": "match"}}
         for r in page.matches
     ]
     entries += [
         {
             "fullUrl": f"{base}/{r.resource_type}/{r.id}",
-            "resource": _fragment(r),
+            "resource": _fragment(r, q.subset),
             "search": {"mode": "include"},
         }
         for r in page.included

@@ -12,6 +12,7 @@ from xinglin.core.errors import BadRequest
 from xinglin.store.indexer import date_range, fold
 from xinglin.store.models import INDEX_TABLES, idx_reference, resource
 from xinglin.store.search_params import DEFINITIONS, PATIENT_COMPARTMENT, SearchParam, params_for
+from xinglin.store.subsetting import Subset, parse_subset
 
 CONTROL = {
     "_count",
@@ -47,6 +48,7 @@ class SearchQuery:
     total: bool = True
     includes: list[Include] = field(default_factory=list)
     params: list[tuple[str, str]] = field(default_factory=list)  # what was understood, for self links
+    subset: Subset | None = None  # _summary=true|text|data or _elements
 
 
 def _bad(zh: str, en: str, element: str) -> BadRequest:
@@ -96,7 +98,7 @@ def parse(
             continue
         sp = known.get(name)
         if sp is None and name.startswith("_"):
-            continue  # result parameters we do not implement (_elements, _contained ...) may be ignored
+            continue  # result parameters we do not implement (_contained ...) may be ignored
         if sp is None:
             if strict:
                 raise _bad(
@@ -109,6 +111,8 @@ def parse(
         q.params.append((key, value))
     if not q.order_by:
         q.order_by = [resource.c.pk]
+    given = dict(raw)
+    q.subset = parse_subset(given.get("_summary"), given.get("_elements"))
     return q
 
 
@@ -122,10 +126,7 @@ def _control(q: SearchQuery, name: str, value: str, known: dict[str, SearchParam
             raise _bad("_offset 应为非负整数", "_offset must be a non-negative integer", "_offset")
         q.offset = int(value)
     elif name == "_summary":
-        if value == "count":
-            q.summary_count = True
-        elif value not in ("false", "true", "data", "text"):
-            raise _bad(f"不支持的 _summary 取值 {value}", f"Unsupported _summary value '{value}'", "_summary")
+        q.summary_count = value == "count"
     elif name == "_total":
         q.total = value != "none"
     elif name == "_sort":
