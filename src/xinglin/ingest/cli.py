@@ -66,6 +66,9 @@ def run_command(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Read, check and match, write nothing")] = False,
     source: Annotated[str | None, typer.Option(help="Source name (default: the profile's, else the file name)")] = None,
     encoding: Annotated[str | None, typer.Option(help="File encoding (default: detected)")] = None,
+    chunk_rows: Annotated[
+        int, typer.Option(min=1, help="Rows written per transaction (a kill loses at most the chunk in flight)")
+    ] = 2000,
 ) -> None:
     """Ingest files into a tenant."""
     from xinglin.ingest.service import ingest
@@ -88,6 +91,7 @@ def run_command(
             dry_run=dry_run,
             source_name=source,
             encoding=encoding,
+            chunk_rows=chunk_rows,
             on_total=lambda n: bar.update(task, total=n),
             progress=lambda n: bar.advance(task, n),
         )

@@ -30,7 +30,7 @@ W_NAME, W_PINYIN, W_BIRTH, W_SEX, W_PHONE = 0.35, 0.2, 0.3, 0.1, 0.25
 P_BIRTH, P_SEX = -0.2, -0.3
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     """Who a row is about, normalised."""
 

@@ -39,11 +39,14 @@ def _fold(text: str) -> str:
     return unicodedata.normalize("NFKC", text).strip()
 
 
+BLANKS = frozenset(("", "-", "--", "/", "NULL", "null", "None", "N/A", "n/a", "NA", "无", "空"))
+
+
 def blank(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return value.strip() in ("", "-", "--", "/", "NULL", "null", "None", "N/A", "n/a", "NA", "无", "空")
+        return value.strip() in BLANKS
     return False
 
 
@@ -126,16 +129,37 @@ def normalise_name(value: str) -> PersonName:
     if _NAME_BAD.search(raw):
         raise InvalidValue("name_invalid", "姓名含有数字或符号", "The name contains digits or symbols")
     if _CJK.search(raw):
-        text = to_simplified(raw)
-        text = _DOTS.sub("·", text)
-        text = re.sub(r"(?<=[\u3400-\u9fff·])\s+|\s+(?=[\u3400-\u9fff·])", "", text)
+        return chinese_name(to_simplified(raw))
+    return PersonName(raw, None, None)  # romanised names: the order of family and given names varies
+
+
+PLAIN_CJK_NAME = re.compile(r"[\u4e00-\u9fff]+")  # normalise_name(v) == chinese_name(to_simplified(v)) for these
+
+
+_CJK_SPACE = re.compile(r"(?<=[\u3400-\u9fff·])\s+|\s+(?=[\u3400-\u9fff·])")
+
+
+def chinese_name(simplified: str) -> PersonName:
+    """The end of :func:`normalise_name` for a name with Chinese characters, once simplified."""
+    text = simplified
+    if not PLAIN_CJK_NAME.fullmatch(text):  # (plain text has no dots or spaces, and only Chinese characters)
+        text = _CJK_SPACE.sub("", _DOTS.sub("·", text))
         if "·" in text or not all(_CJK.match(c) for c in text):
             return PersonName(text, None, None)
-        if len(text) < 2:
-            raise InvalidValue("name_invalid", "中文姓名至少两个字", "A Chinese name has at least two characters")
-        family = text[:2] if text[:2] in COMPOUND_SURNAMES and len(text) > 2 else text[0]
-        return PersonName(text, family, text[len(family) :])
-    return PersonName(raw, None, None)  # romanised names: the order of family and given names varies
+    if len(text) < 2:
+        raise InvalidValue("name_invalid", "中文姓名至少两个字", "A Chinese name has at least two characters")
+    family = text[:2] if text[:2] in COMPOUND_SURNAMES and len(text) > 2 else text[0]
+    return PersonName(text, family, text[len(family) :])
+
+
+def to_simplified_many(texts: list[str]) -> list[str]:
+    """:func:`to_simplified` of many single-line texts in one OpenCC call (a line break is never part of a phrase)."""
+    if not texts:
+        return []
+    out = _t2s()("\n".join(texts)).split("\n")
+    if len(out) != len(texts):  # not expected; stay exact whatever happens
+        return [to_simplified(t) for t in texts]
+    return out
 
 
 @lru_cache(maxsize=65536)
@@ -632,19 +656,44 @@ def normalise_lab(item: str, result: Any, unit: Any = None, ref_range: Any = Non
 
     Raises InvalidValue(``unit_unconvertible``) when the unit is known but cannot be converted for the analyte.
     """
+    return finish_lab(lab_context(item, unit, ref_range, default_unit), parse_result(str(result)))
+
+
+@dataclass(frozen=True, slots=True)
+class LabContext:
+    """What :func:`normalise_lab` makes of everything but the result: shared by the results of one test."""
+
+    item: str
+    analyte: Analyte | None
+    unit_text: str | None
+    ucum: str | None
+    ref: RefRange | None
+    default_ucum: str | None
+
+
+def lab_context(item: Any, unit: Any = None, ref_range: Any = None, default_unit: str | None = None) -> LabContext:
     item_text = _fold(str(item))
     if not item_text:
         raise InvalidValue("lab_item_missing", "检验项目为空", "The test item is empty")
-    analyte = find_analyte(item_text)
-    value = parse_result(str(result))
     unit_text = None if blank(unit) else _fold(str(unit))
-    ucum = ucum_unit(unit_text) if unit_text else None
+    return LabContext(
+        item_text,
+        find_analyte(item_text),
+        unit_text,
+        ucum_unit(unit_text) if unit_text else None,
+        _ref(ref_range),
+        ucum_unit(default_unit) if default_unit else None,
+    )
+
+
+def finish_lab(ctx: LabContext, value: LabValue) -> LabResult:
+    """:func:`normalise_lab` of a parsed result in its context."""
+    item_text, analyte, unit_text, ucum, ref = ctx.item, ctx.analyte, ctx.unit_text, ctx.ucum, ctx.ref
     if unit_text and ucum is None and not value.inline_unit:
         if analyte is None:
-            return LabResult(None, item_text, value, None, unit_text, _ref(ref_range))
+            return LabResult(None, item_text, value, None, unit_text, ref)
         raise InvalidValue("unit_unknown", "无法识别的单位", "Unrecognised unit")
-    ucum = ucum or value.inline_unit or (ucum_unit(default_unit) if default_unit else None)
-    ref = _ref(ref_range)
+    ucum = ucum or value.inline_unit or ctx.default_ucum
     if ref is not None and ref.unit and ucum is None:
         ucum = ref.unit
     if analyte is None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
@@ -38,6 +39,30 @@ class SourceRow:
 
 
 @dataclass(slots=True)
+class Block:
+    """Consecutive rows of a source as columns: what the column-wise cleaner works on.
+
+    ``columns`` holds the requested columns only, one value per row (None where the row has no such field);
+    ``problems`` the rows that are unreadable as a whole (by index in the block); :meth:`source_rows` gives
+    rows back as :class:`SourceRow` objects, exactly as :meth:`Source.rows` yields them.
+    """
+
+    numbers: list[int]
+    segments: list[int | None] | None  # None: no row has one (everything but HL7)
+    columns: dict[str, list[Any]]
+    problems: dict[int, tuple[str, str, str]]
+    rows_of: Callable[[list[int]], list[SourceRow]]
+    text_only: bool = False  # every value present is a str (no dates or numbers from a spreadsheet)
+    frame: Any = None  # the same columns as a Polars DataFrame, when the block was split by Polars
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def source_rows(self, indexes: list[int]) -> list[SourceRow]:
+        return self.rows_of(indexes)
+
+
+@dataclass(slots=True)
 class Source:
     path: Path
     format: str  # csv | tsv | xlsx | jsonl | hl7
@@ -46,6 +71,7 @@ class Source:
     delimiter: str | None = None
     rows_total: int = 0
     message_types: dict[str, int] = field(default_factory=dict)  # HL7 only
+    plain: bool = False  # CSV/TSV without quotes, NUL or lone CR: one line is one record
 
     def rows(self) -> Iterator[SourceRow]:
         if self.format in ("csv", "tsv"):
@@ -55,6 +81,24 @@ class Source:
         if self.format == "jsonl":
             return _jsonl_rows(self.path, self.encoding or "utf-8")
         return _hl7_rows(self.path, self.encoding or "utf-8")
+
+    def blocks(self, columns: list[str], size: int = 20_000) -> Iterator[Block]:
+        """The rows in blocks of at most ``size``, as columns; plain CSV/TSV is split by Polars."""
+        if self.plain and self.format in ("csv", "tsv"):
+            return _plain_csv_blocks(self.path, self.encoding or "utf-8", self.delimiter or ",", columns, size)
+        return _row_blocks(self.rows(), columns, size)
+
+
+def _row_blocks(rows: Iterator[SourceRow], columns: list[str], size: int) -> Iterator[Block]:
+    while batch := list(itertools.islice(rows, size)):
+        segments = [r.segment for r in batch]
+        yield Block(
+            [r.number for r in batch],
+            segments if any(s is not None for s in segments) else None,
+            {c: [r.values.get(c) for r in batch] for c in columns},
+            {i: r.problem for i, r in enumerate(batch) if r.problem},
+            lambda idx, batch=batch: [batch[i] for i in idx],
+        )
 
 
 def _err(zh: str, en: str, path: Path) -> SourceError:
@@ -112,14 +156,20 @@ def _canonical_encoding(name: str) -> str:
         raise SourceError(f"不支持的编码 {name}", f"Unsupported encoding {name}", element="encoding") from None
 
 
-def _check_decodes(path: Path, encoding: str) -> None:
-    """Reads the whole file through the decoder, so a wrong encoding fails before anything is written."""
+def _check_decodes(path: Path, encoding: str) -> bool:
+    """Reads the whole file through the decoder, so a wrong encoding fails before anything is written.
+
+    Returns whether the text is *plain*: no double quote, NUL or lone carriage return, so that for CSV every
+    line is one record and its fields are the line split at the delimiter.
+    """
     decoder = codecs.getincrementaldecoder(encoding)()
     offset = 0
+    plain = True
+    carry = ""
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
             try:
-                decoder.decode(chunk)
+                text = decoder.decode(chunk)
             except UnicodeDecodeError as exc:
                 raise _err(
                     f"按 {encoding} 解码失败（第 {offset + exc.start} 字节），请用 --encoding 指定正确的编码",
@@ -127,10 +177,16 @@ def _check_decodes(path: Path, encoding: str) -> None:
                     path,
                 ) from None
             offset += len(chunk)
+            if plain:
+                text, carry = carry + text, ""
+                if text.endswith("\r"):
+                    text, carry = text[:-1], "\r"
+                plain = '"' not in text and "\x00" not in text and text.count("\r") == text.count("\r\n")
         try:
             decoder.decode(b"", final=True)
         except UnicodeDecodeError:
             raise _err("文件末尾的字符不完整（文件被截断？）", "ends inside a character (truncated?)", path) from None
+    return plain and not carry
 
 
 # --------------------------------------------------------------------------------------------------
@@ -184,7 +240,7 @@ def open_source(
     else:
         with path.open("rb") as fh:
             enc = detect_encoding(fh.read(SAMPLE_BYTES))
-    _check_decodes(path, enc)
+    plain = _check_decodes(path, enc)
     if fmt == "jsonl":
         headers, total = _jsonl_headers(path, enc)
         return Source(path, "jsonl", headers, enc, rows_total=total)
@@ -203,11 +259,15 @@ def open_source(
     delim = delimiter or ("\t" if fmt == "tsv" else _sniff_delimiter(path, enc))
     headers = _csv_header(path, enc, delim)
     total = 0
-    for row in _csv_rows(path, enc, delim):
-        total += 1
-        if row.problem and row.problem[0] == "file_truncated":
-            raise _err(row.problem[1], row.problem[2], path)
-    return Source(path, "tsv" if delim == "\t" else "csv", headers, enc, delim, rows_total=total)
+    if plain and len(delim) == 1:  # no quoting: nothing can be truncated, and non-blank lines are the rows
+        total = _plain_row_count(path, enc, delim)
+    else:
+        plain = False
+        for row in _csv_rows(path, enc, delim):
+            total += 1
+            if row.problem and row.problem[0] == "file_truncated":
+                raise _err(row.problem[1], row.problem[2], path)
+    return Source(path, "tsv" if delim == "\t" else "csv", headers, enc, delim, rows_total=total, plain=plain)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -283,6 +343,91 @@ def _csv_rows(path: Path, encoding: str, delimiter: str) -> Iterator[SourceRow]:
                     f"broken after line {reader.line_num}: {exc}",
                 ),
             )
+
+
+# What str.strip() removes: a CSV line is blank when nothing but these and delimiters remain.
+_WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+
+
+def _plain_header(fh: Any, delimiter: str) -> tuple[list[str] | None, int]:
+    """Reads up to and including the header line; returns the headers and the number of lines read."""
+    reader = csv.reader(fh, delimiter=delimiter)
+    for raw in reader:
+        if any(c.strip() for c in raw):
+            return _dedupe([_clean_header(c, i + 1) for i, c in enumerate(raw)]), reader.line_num
+    return None, reader.line_num
+
+
+def _plain_row_count(path: Path, encoding: str, delimiter: str) -> int:
+    strip = _WHITESPACE + delimiter
+    with path.open(encoding=encoding, newline="") as fh:
+        headers, _ = _plain_header(fh, delimiter)
+        return 0 if headers is None else sum(1 for line in fh if line.strip(strip))
+
+
+def _plain_csv_blocks(path: Path, encoding: str, delimiter: str, columns: list[str], size: int) -> Iterator[Block]:
+    """Blocks of a plain CSV (see :func:`_check_decodes`): lines split into columns by Polars.
+
+    Gives the same rows, numbers and problems as :func:`_csv_rows`: blank lines are skipped, a line's number
+    is its line in the file, and a row whose field count differs from the header's is flagged ``field_count``
+    (unless the extra fields are empty).
+    """
+    import polars as pl
+
+    strip = _WHITESPACE + delimiter
+    with path.open(encoding=encoding, newline="") as fh:
+        headers, line_no = _plain_header(fh, delimiter)
+        if headers is None:
+            return
+        width = len(headers)
+        where = {h: i for i, h in enumerate(headers)}
+        wanted = [(c, where.get(c)) for c in columns]
+        while lines := list(itertools.islice(fh, size)):
+            text = pl.Series("line", lines, dtype=pl.String).str.strip_suffix("\n").str.strip_suffix("\r")
+            keep = text.str.strip_chars(strip) != ""
+            numbers = pl.int_range(line_no + 1, line_no + 1 + len(lines), eager=True).filter(keep).to_list()
+            line_no += len(lines)
+            body = text.filter(keep)
+            if body.is_empty():
+                continue
+            odd = (body.str.count_matches(delimiter, literal=True) != width - 1).arg_true().to_list()
+            problems: dict[int, tuple[str, str, str]] = {}
+            for i, line in zip(odd, body.gather(odd).to_list(), strict=True):
+                raw = line.split(delimiter)
+                if len(raw) > width and not any(c.strip() for c in raw[width:]):
+                    continue
+                problems[i] = (
+                    "field_count",
+                    f"该行有 {len(raw)} 列，表头有 {width} 列",
+                    f"the row has {len(raw)} fields, the header {width}",
+                )
+            fields = body.str.split_exact(delimiter, width - 1).struct.unnest() if width > 1 else body.to_frame()
+            missing = [None] * len(body)
+            frame = fields.select([pl.col(fields.columns[i]).alias(c) for c, i in wanted if i is not None])
+            values = _FrameColumns(frame, {c: missing for c, i in wanted if i is None})
+
+            def rows_of(idx: list[int], body=body, numbers=numbers, problems=problems) -> list[SourceRow]:
+                lines = body.gather(idx).to_list() if idx else []
+                return [
+                    SourceRow(
+                        numbers[i], dict(zip(headers, line.split(delimiter), strict=False)), None, problems.get(i)
+                    )
+                    for i, line in zip(idx, lines, strict=True)
+                ]
+
+            yield Block(numbers, None, values, problems, rows_of, text_only=True, frame=frame)
+
+
+class _FrameColumns(dict):
+    """Columns of a Polars frame as Python lists, made when first asked for."""
+
+    def __init__(self, frame: Any, absent: dict[str, list[None]]):
+        super().__init__(absent)
+        self.frame = frame
+
+    def __missing__(self, column: str) -> list[Any]:
+        values = self[column] = self.frame[column].to_list()
+        return values
 
 
 def _row_number(reader: Any, last_line: int) -> int:

@@ -3,10 +3,11 @@
     report = ingest(store, "ruijin", ["export.csv"], profile=None, dry_run=False, source_name=None)
 
 For each file: open and check it (encoding, format, truncation, required columns) before anything is
-written; infer a profile from the headers unless one is given; then, in chunks of rows, normalise each row
-(or reject it with its number and reason), match its person in the master patient index, and write the
-chunk's Patients, Encounters, Conditions, Observations and review Tasks with one ``create_many`` in one unit
-of work (all or nothing per chunk). Re-running is safe: every Condition/Observation carries an identifier
+written; infer a profile from the headers unless one is given; then stream it: blocks of rows are normalised
+column by column (:mod:`xinglin.ingest.clean`; a row that does not clean is rejected with its number and
+reason), and in chunks of rows each row's person is matched in the master patient index and the chunk's
+Patients, Encounters, Conditions, Observations and review Tasks are written with one ``create_many`` in one
+unit of work (all or nothing per chunk). Re-running is safe: every Condition/Observation carries an identifier
 ``{source}/row|{row hash}#n``; a row whose first resource exists is skipped, and Patients and Encounters
 are found again by their identifiers. A run killed mid-file loses at most the chunk in flight, which the
 next run writes.
@@ -15,40 +16,27 @@ next run writes.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
-
-import orjson
 
 from xinglin.core.errors import XinglinError
 from xinglin.core.ids import new_resource_id
 from xinglin.ingest import mpi
+from xinglin.ingest.clean import BLOCK_ROWS, CleanRow, RowCleaner, RowRejected, clean_source, source_system
 from xinglin.ingest.normalise import (
     GB2261_DISPLAY,
     GB2261_SYSTEM,
     ID_CARD_SYSTEM,
     LOINC,
     UCUM,
-    Address,
-    InvalidValue,
     LabResult,
-    blank,
     fhir_datetime,
-    normalise_address,
-    normalise_id_number,
-    normalise_lab,
-    normalise_name,
-    normalise_phones,
-    normalise_sex,
-    parse_birth_date,
-    parse_date,
-    split_diagnoses,
     unit_display,
 )
 from xinglin.ingest.profile import Profile, infer_profile
@@ -65,209 +53,6 @@ OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
 COND_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
-
-
-def source_system(source: str) -> str:
-    return mpi.SOURCE_SYSTEM + quote(source, safe="")
-
-
-# --------------------------------------------------------------------------------------------------
-# Cleaning one row
-
-
-@dataclass
-class CleanRow:
-    file: str
-    number: int
-    segment: int | None
-    hash: str
-    person: mpi.Person
-    address: Address | None = None
-    visit: date | datetime | None = None
-    visit_id: str | None = None
-    diagnoses: list[str] = field(default_factory=list)
-    labs: list[tuple[LabResult, date | datetime | None]] = field(default_factory=list)
-
-
-class RowRejected(Exception):
-    def __init__(self, column: str, reason: str, zh: str = "", en: str = ""):
-        super().__init__(reason)
-        self.column = column
-        self.reason = reason
-        self.zh = zh
-        self.en = en
-
-
-class RowCleaner:
-    """Applies a profile to rows: normalised values, or RowRejected; counts land in the report."""
-
-    def __init__(self, profile: Profile, file: str, source: str, report: IngestReport):
-        self.p = profile
-        self.file = file
-        self.source = source
-        self.system = source_system(source)
-        self.report = report
-        self.cols = {k: profile.column(k) for k in (
-            "name", "sex", "birth_date", "id_number", "patient_id", "phone", "address", "visit_date", "visit_id",
-            "diagnosis", "test", "result", "unit", "ref_range", "observed_at",
-        )}  # fmt: skip
-        self.identity = profile.identity_columns()
-        self.mapped = [c for c, fm in profile.columns.items() if fm.key != "ignore"]
-
-    def _raw(self, row: SourceRow, key: str) -> tuple[str | None, Any]:
-        col = self.cols[key]
-        if col is None:
-            return None, None
-        value = row.values.get(col)
-        fm = self.p.columns[col]
-        if isinstance(value, str) and fm.value_map:
-            value = fm.value_map.get(value.strip(), value)
-        if blank(value):
-            return col, None
-        self.report.present[col] += 1
-        return col, value
-
-    def _ok(self, col: str) -> None:
-        self.report.valid[col] += 1
-
-    def _warn(self, row: SourceRow, col: str, exc: InvalidValue) -> None:
-        self.report.warn(self.file, row.number, col, exc.reason, row.segment)
-
-    def row_hash(self, row: SourceRow) -> str:
-        values = [str(row.values.get(c, "")) for c in self.mapped]
-        if self.p.format == "hl7":
-            values += [str(row.values.get("MSH-10", "")), str(row.segment)]
-        return hashlib.sha256(orjson.dumps(values)).hexdigest()[:32]
-
-    def clean(self, row: SourceRow) -> CleanRow:
-        if row.problem:
-            reason, zh, en = row.problem
-            raise RowRejected("MSH-9" if reason == "unsupported_message" else "", reason, zh, en)
-        person = mpi.Person()
-        # resident ID number first: the other identity columns are checked against it
-        col, value = self._raw(row, "id_number")
-        rid = None
-        if value is not None:
-            try:
-                rid = normalise_id_number(str(value))
-            except InvalidValue as exc:
-                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
-                raise RowRejected(col, exc.reason) from None
-            self._ok(col)
-            person.id_number = rid.number
-        col, value = self._raw(row, "name")
-        if value is not None:
-            try:
-                person.name = normalise_name(str(value))
-                self._ok(col)
-            except InvalidValue as exc:
-                if rid is None:
-                    self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
-                    raise RowRejected(col, exc.reason) from None
-                self._warn(row, col, exc)
-        col, value = self._raw(row, "birth_date")
-        if value is not None:
-            try:
-                person.birth_date = parse_birth_date(value, tuple(self.p.columns[col].date_formats))
-                self._ok(col)
-            except InvalidValue as exc:
-                self._warn(row, col, exc)
-        if rid is not None:
-            if person.birth_date is not None and person.birth_date != rid.birth_date:
-                raise RowRejected(col or "", "id_birth_date_mismatch")
-            person.birth_date = rid.birth_date
-        col, value = self._raw(row, "sex")
-        if value is not None:
-            try:
-                fm = self.p.columns[col]
-                person.sex = normalise_sex(str(value), tuple(fm.value_map.items()))
-                self._ok(col)
-            except InvalidValue as exc:
-                self._warn(row, col, exc)
-        if rid is not None:
-            if person.sex is not None and person.sex.fhir in ("male", "female") and person.sex != rid.sex:
-                raise RowRejected(col or "", "id_sex_mismatch")
-            if person.sex is None or person.sex.fhir == "unknown":
-                person.sex = rid.sex
-        col, value = self._raw(row, "phone")
-        if value is not None:
-            try:
-                person.phones = tuple(p.value for p in normalise_phones(str(value)))
-                self._ok(col)
-            except InvalidValue as exc:
-                self._warn(row, col, exc)
-        col, value = self._raw(row, "patient_id")
-        if value is not None:
-            person.source_id = (self.system, str(value).strip())
-            self._ok(col)
-        if person.id_number is None and person.name is None and person.source_id is None:
-            raise RowRejected(self.cols["name"] or self.cols["id_number"] or "", "no_identity")
-        clean = CleanRow(self.file, row.number, row.segment, self.row_hash(row), person)
-        col, value = self._raw(row, "address")
-        if value is not None:
-            try:
-                clean.address = normalise_address(str(value))
-                self._ok(col)
-            except InvalidValue as exc:
-                self._warn(row, col, exc)
-        col, value = self._raw(row, "visit_date")
-        if value is not None:
-            try:
-                clean.visit = parse_date(value, tuple(self.p.columns[col].date_formats))
-                self._ok(col)
-            except InvalidValue as exc:
-                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
-                raise RowRejected(col, exc.reason) from None
-        col, value = self._raw(row, "visit_id")
-        if value is not None:
-            clean.visit_id = str(value).strip()
-            self._ok(col)
-        col, value = self._raw(row, "diagnosis")
-        if value is not None:
-            clean.diagnoses = split_diagnoses(str(value))
-            self._ok(col)
-        observed = clean.visit
-        col, value = self._raw(row, "observed_at")
-        if value is not None:
-            try:
-                observed = parse_date(value, tuple(self.p.columns[col].date_formats))
-                self._ok(col)
-            except InvalidValue as exc:
-                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
-                raise RowRejected(col, exc.reason) from None
-        self._labs(row, clean, observed)
-        return clean
-
-    def _labs(self, row: SourceRow, clean: CleanRow, observed: date | datetime | None) -> None:
-        tcol, item = self._raw(row, "test")
-        rcol, result = self._raw(row, "result")
-        ucol, unit = self._raw(row, "unit")
-        fcol, ref = self._raw(row, "ref_range")
-        if item is not None and result is None:
-            self._warn(row, rcol or tcol, InvalidValue("result_missing", "", ""))
-        if item is not None and result is not None:
-            fm = self.p.columns[rcol]
-            try:
-                lab = normalise_lab(str(item), result, unit, ref, fm.unit)
-            except InvalidValue as exc:
-                self.report.invalid(self.file, row.number, ucol or rcol, exc.reason, row.segment)
-                raise RowRejected(ucol or rcol, exc.reason) from None
-            for c in (tcol, rcol, ucol, fcol):
-                if c is not None and row.values.get(c) not in (None, ""):
-                    self._ok(c)
-            clean.labs.append((lab, observed))
-        for col, fm in self.p.wide_columns():
-            value = row.values.get(col)
-            if blank(value):
-                continue
-            self.report.present[col] += 1
-            try:
-                lab = normalise_lab(fm.analyte, value, None, None, fm.unit)
-            except InvalidValue as exc:
-                self.report.invalid(self.file, row.number, col, exc.reason, row.segment)
-                raise RowRejected(col, exc.reason) from None
-            self._ok(col)
-            clean.labs.append((lab, observed))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -685,17 +470,6 @@ class _Run:
         return out
 
 
-def _chunks(rows: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    batch: list[Any] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 def default_coder() -> DiagnosisCoder | None:
     """The diagnosis coding engine's public API when a code set is loaded; None leaves diagnoses as text."""
     try:
@@ -760,20 +534,33 @@ def ingest(
         system = source_system(source)
         chunk_report = IngestReport()
         cleaner = RowCleaner(prof, file, source, chunk_report)
-        for batch in _chunks(src.rows(), chunk_rows):
-            clean: list[CleanRow] = []
-            for row in batch:
-                report.rows_read += 1
-                try:
-                    clean.append(cleaner.clean(row))
-                except RowRejected as exc:
-                    chunk_report.reject(file, row.number, exc.column, exc.reason, row.segment, exc.zh, exc.en)
-            run.chunk(clean, prof, system, chunk_report)
-            report.merge(chunk_report)
-            chunk_report = IngestReport()
-            cleaner.report = chunk_report
-            if progress:
-                progress(len(batch))
+        pending: list[CleanRow | SourceRow] = []
+        blocks = clean_source(src, prof, file, source, report, max(chunk_rows, BLOCK_ROWS // chunk_rows * chunk_rows))
+        for entries in itertools.chain(blocks, [None]):  # (None: the end, write what is left)
+            if entries is not None:
+                pending.extend(entries)
+            start = 0
+            while len(pending) - start >= chunk_rows or (entries is None and start < len(pending)):
+                batch = pending[start : start + chunk_rows]
+                start += len(batch)
+                clean: list[CleanRow] = []
+                for entry in batch:
+                    report.rows_read += 1
+                    if entry.__class__ is CleanRow:
+                        clean.append(entry)  # type: ignore[arg-type]
+                        continue
+                    row: SourceRow = entry  # type: ignore[assignment]
+                    try:  # a row with an invalid value or a failed cross-check: the row cleaner says why
+                        clean.append(cleaner.clean(row))
+                    except RowRejected as exc:
+                        chunk_report.reject(file, row.number, exc.column, exc.reason, row.segment, exc.zh, exc.en)
+                run.chunk(clean, prof, system, chunk_report)
+                report.merge(chunk_report)
+                chunk_report = IngestReport()
+                cleaner.report = chunk_report
+                if progress:
+                    progress(len(batch))
+            del pending[:start]
     report.seconds = time.perf_counter() - started
     report.check()
     return report
