@@ -37,7 +37,11 @@ async def _lifespan(app: FastAPI):
     # Route handlers run in a thread pool. Many more threads than cores only make them fight over the GIL
     # and the connection pool; a small pool per worker keeps latency low and throughput high.
     anyio.to_thread.current_default_thread_limiter().total_tokens = app.state.settings.worker_threads
-    yield
+    await app.state.store.open_async_pool()
+    try:
+        yield
+    finally:
+        await app.state.store.close_async_pool()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -254,11 +254,11 @@ def type_history(rtype: str, request: Request, store: StoreDep, principal: Curre
 
 
 @router.get("/{rtype}/{rid}")
-def read(rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
+async def read(rtype: str, rid: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     if rtype == "AuditEvent":
-        return _read_audit_event(request, store, principal, rid)
+        return await run_in_threadpool(_read_audit_event, request, store, principal, rid)
     subset = parse_subset(request.query_params.get("_summary"), request.query_params.get("_elements"))
-    res = store.read(principal, rtype, rid)
+    res = await store.read_async(principal, rtype, rid)
     content = res.content if subset is None else apply_subset(res.as_dict(), subset)
     return fhir_response(content, 200, _resource_headers(res, base_url(request)))
 

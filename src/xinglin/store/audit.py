@@ -93,7 +93,7 @@ def ensure_lanes(conn: Connection, lanes: int) -> None:
 
 def _lock_a_lane(conn: Connection) -> tuple[int, int, str]:
     head = select(audit_lane.c.lane, audit_lane.c.seq, audit_lane.c.head_hash)
-    start = random.randrange(_lane_count(conn))
+    start = random.randrange(lane_count(conn))
     if conn.dialect.name != "postgresql":
         # SQLite: the unit of work already holds the database write lock (BEGIN IMMEDIATE).
         return tuple(conn.execute(head.where(audit_lane.c.lane == start)).one())
@@ -111,7 +111,7 @@ def _lock_a_lane(conn: Connection) -> tuple[int, int, str]:
 _LANES: dict[str, int] = {}
 
 
-def _lane_count(conn: Connection) -> int:
+def lane_count(conn: Connection) -> int:
     key = str(conn.engine.url)
     if key not in _LANES:
         _LANES[key] = len(conn.execute(select(audit_lane.c.lane)).all()) or 1
@@ -193,7 +193,7 @@ def entry(
     )
 
 
-def one_statement_params(e: AuditEntry, conn: Connection, *, synchronous: bool) -> dict:
+def one_statement_params(e: AuditEntry, lanes: int, *, synchronous: bool) -> dict:
     """Bind parameters of the chained-insert CTEs for one record, its body complete (`body`) and cut before
     the version number (`body_head`) for statements that take the version from the row they read."""
     row = _row(e)
@@ -202,7 +202,7 @@ def one_statement_params(e: AuditEntry, conn: Connection, *, synchronous: bool) 
         **row,
         "body": body,
         "body_head": body[: body.rindex('"version_id":') + len('"version_id":')],
-        "start": random.randrange(_lane_count(conn)),
+        "start": random.randrange(lanes),
         "synchronous_commit": "on" if synchronous else "off",
     }
 
@@ -217,7 +217,7 @@ def append(conn: Connection, entries: list[AuditEntry], *, synchronous: bool = T
         return
     postgres = conn.dialect.name == "postgresql"
     if len(entries) == 1 and postgres:
-        params = one_statement_params(entries[0], conn, synchronous=synchronous)
+        params = one_statement_params(entries[0], lane_count(conn), synchronous=synchronous)
         if conn.execute(_APPEND_ONE_PG, params).first() is not None:
             return
         # every lane from the random start on was busy: take the general path, which wraps round and waits

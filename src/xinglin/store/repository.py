@@ -8,14 +8,17 @@ transaction of their own (the refused work is rolled back).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from urllib.parse import parse_qsl
 
+import anyio
 import orjson
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import IntegrityError
 
 from xinglin.core.clock import fhir_instant, utcnow
@@ -112,6 +115,9 @@ class Store:
     def __init__(self, engine: Engine, settings: Settings | None = None):
         self.engine = engine
         self.settings = settings or get_settings()
+        self._lanes: int | None = None
+        self._async_pool = None
+        self._async_loop: asyncio.AbstractEventLoop | None = None
 
     @contextmanager
     def unit_of_work(self, principal: Principal) -> Iterator[Repository]:
@@ -132,35 +138,76 @@ class Store:
 
     def read(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
         """Repository.read in a unit of work of its own; on PostgreSQL, in one statement where it can be."""
-        if self.engine.dialect.name == "postgresql":
-            found = self._read_in_one_statement(principal, rtype, rid)
-            if found is not None:
-                return found
+        params = self._one_statement_read(principal, rtype, rid)
+        if params is not None:
+            with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                row = conn.execute(_READ_AUDITED_PG, params).first()
+            if row is not None and row.audited is not None:
+                return _stored(row)
+        return self._read_in_unit_of_work(principal, rtype, rid)
+
+    async def read_async(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
+        """`read` for async callers: the one-statement read over the worker's asynchronous connection pool
+        (no hop to a thread), everything else in a worker thread."""
+        pool = self._async_pool
+        if pool is not None and self._async_loop is asyncio.get_running_loop():
+            params = self._one_statement_read(principal, rtype, rid)
+            if params is not None:
+                async with pool.connection() as conn:
+                    cursor = await conn.execute(_READ_AUDITED_PG_SQL, params)
+                    row = await cursor.fetchone()
+                if row is not None and row.audited is not None:
+                    return _stored(row)
+                return await anyio.to_thread.run_sync(self._read_in_unit_of_work, principal, rtype, rid)
+        return await anyio.to_thread.run_sync(self.read, principal, rtype, rid)
+
+    def _read_in_unit_of_work(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
         with self.unit_of_work(principal) as repo:
             return repo.read(rtype, rid)
 
-    def _read_in_one_statement(self, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
-        """The busiest call of a FHIR server, as one round trip: the row and its audit record in one
-        autocommitted statement (a single statement is a transaction) instead of BEGIN, SELECT, the audit
-        append and COMMIT. Only the plain case is taken here: the caller sees the whole tenant and the
-        resource is there to be shown. None leaves every other case (denials, compartments, not found,
-        deleted, locked, all lanes busy) to the unit of work, which decides and audits it as usual."""
-        if not is_resource_type(rtype):
+    def _one_statement_read(self, principal: Principal, rtype: str, rid: str) -> dict | None:
+        """The busiest call of a FHIR server as one round trip on PostgreSQL: the row and its audit record in
+        one autocommitted statement (a single statement is a transaction) instead of BEGIN, SELECT, the audit
+        append and COMMIT. Only the plain case is taken: the caller sees the whole tenant and the resource
+        is there to be shown. None (or no row back) leaves every other case (denials, compartments, not
+        found, deleted, locked, all lanes busy) to the unit of work, which decides and audits it as usual."""
+        if self.engine.dialect.name != "postgresql" or not is_resource_type(rtype):
             return None
         try:
             if authorize(principal, "read", rtype).compartment_patient is not None:
                 return None
         except Forbidden:
             return None
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            params = audit.one_statement_params(
-                audit.entry(principal, "read", rtype, rid), conn, synchronous=self.settings.sync_commit_reads
-            )
-            params |= {"rtype": rtype, "rid": rid, "mark": LOCK_MARK, "sees_locked": _sees_locked(principal)}
-            row = conn.execute(_READ_AUDITED_PG, params).first()
-        if row is None or row.audited is None:
-            return None
-        return _stored(row)
+        if self._lanes is None:
+            with self.engine.connect() as conn:
+                self._lanes = audit.lane_count(conn)
+        params = audit.one_statement_params(
+            audit.entry(principal, "read", rtype, rid), self._lanes, synchronous=self.settings.sync_commit_reads
+        )
+        return params | {"rtype": rtype, "rid": rid, "mark": LOCK_MARK, "sees_locked": _sees_locked(principal)}
+
+    async def open_async_pool(self) -> None:
+        """On PostgreSQL, a small asynchronous connection pool for `read_async`, bound to the running loop."""
+        if self.engine.dialect.name != "postgresql" or self._async_pool is not None:
+            return
+        from psycopg.rows import namedtuple_row
+        from psycopg_pool import AsyncConnectionPool
+
+        url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._async_pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=self.settings.db_pool_size,
+            kwargs={"autocommit": True, "row_factory": namedtuple_row},
+            open=False,
+        )
+        await self._async_pool.open()
+        self._async_loop = asyncio.get_running_loop()
+
+    async def close_async_pool(self) -> None:
+        if self._async_pool is not None:
+            await self._async_pool.close()
+            self._async_pool = self._async_loop = None
 
 
 class Repository:
@@ -819,6 +866,10 @@ _READ_AUDITED_PG = text(
     }
 SELECT r.*, (SELECT lane FROM moved) AS audited FROM r"""
 )
+
+
+# The same statement for psycopg's own asynchronous connections (Store.read_async).
+_READ_AUDITED_PG_SQL = str(_READ_AUDITED_PG.compile(dialect=postgresql_psycopg.dialect()))
 
 
 def _stored(row) -> StoredResource:
