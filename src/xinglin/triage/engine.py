@@ -38,7 +38,7 @@ from xinglin.triage.models import (
     TriageResult,
 )
 
-_CLAUSE_SEP = re.compile(r"[,;!?\n。，；！？:：]|(?<!\d)\.|\.(?!\d)")
+_CLAUSE_SEP = re.compile(r"[,;!?\n\u3000。，；！？:：]|(?<!\d)\.|\.(?!\d)")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
 _EN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _ASCII = re.compile(r"[a-z]")
@@ -46,6 +46,7 @@ _ASCII = re.compile(r"[a-z]")
 # How far (in characters) a quality may be from its body part: "肚子一阵一阵地疼", "pain in my chest".
 _PART_BEFORE_ZH, _PART_AFTER_ZH = 8, 3
 _PART_BEFORE_EN, _PART_AFTER_EN = 30, 30
+_SPACE_JOIN = 4  # a quality this close after a clause-ending space may join the part just before it
 _PART_ALONE_FACTOR = 0.4  # a body part named without a symptom is weak evidence
 _ICD_WEIGHT = {2: 2.0}  # by name length; longer names 2.5
 _ALIAS_WEIGHT = 3.0
@@ -398,6 +399,15 @@ def analyse(norm: str, kb: Knowledge) -> Analysis:
         if not joined:
             nxt = [p for p in part_occs if p.start >= q.end and p.start - q.end <= after and clause(p.start) == cl]
             joined = nxt[:1]
+        if not joined and not en and cl:
+            # "眼睛　有点肿", "脚踝　肿得厉害": a quality opening a clause cut only by a space belongs to the part
+            # named just before the space.
+            sep = seps[cl - 1]
+            if norm[sep] == textmod.CLAUSE_SPACE and q.start - sep <= _SPACE_JOIN:
+                prev = [
+                    p for p in part_occs if p.end <= sep and sep - p.end <= _SPACE_JOIN and clause(p.start) == cl - 1
+                ]
+                joined = prev[-1:]
         for p in joined:
             q.attached_to = q.attached_to or p.cid
             target = kb.compose.get(p.cid, {}).get(q.cid)
@@ -499,6 +509,15 @@ def _rule_applies(rule: FlagRule, a: Analysis, kb: Knowledge, age: float | None,
     return not any(a.has(cid) for cid in rule.unless)
 
 
+def _denied(a: Analysis, *families: tuple[str, ...]) -> bool:
+    """Every family was named and negated, none is present ("pregnant 16 weeks, no bleeding, no pain")."""
+    for family in families:
+        occs = [o for cid in family for o in a.presence.get(cid, ())]
+        if not occs or any(not o.negated for o in occs):
+            return False
+    return True
+
+
 def _explain_list(items: list[str], limit: int = 6) -> str:
     items = list(dict.fromkeys(items))
     return "、".join(items[:limit]) + ("等" if len(items) > limit else "")
@@ -517,7 +536,8 @@ def safety_view(norm: str, a: Analysis, kb: Knowledge) -> str:
     for start, end in spans:
         if 0 <= start < end:
             chars[start:end] = " " * (end - start)
-    return "".join(chars)
+    # The model was trained on text where a space between Chinese words was simply removed.
+    return "".join(chars).replace(textmod.CLAUSE_SPACE, "")
 
 
 def assess(
@@ -605,6 +625,10 @@ def _assess(
         a.presence.setdefault("fever", []).append(Occ("fever", -1, -1, tag))
         if temp >= 39:
             a.presence.setdefault("high_fever", []).append(Occ("high_fever", -1, -1, tag))
+        elif temp < 38:  # low-grade: an adult or a child with it can wait longer than 30 minutes
+            a.presence.setdefault("low_fever_measured", []).append(Occ("low_fever_measured", -1, -1, tag))
+        if temp < 38.5:
+            a.presence.setdefault("fever_under_385", []).append(Occ("fever_under_385", -1, -1, tag))
 
     gcs = measured.get("gcs")
     if gcs is not None and gcs <= 12:
@@ -705,7 +729,7 @@ def _assess(
             # Codes a rule has explicitly judged ("a swallowed coin, no coughing or breathing trouble") or
             # that cannot apply to this patient (a man, a baby over a year old) are not the model's to add.
             settled = {c for h in hits for c in h.settles}
-            if not is_pregnant:
+            if not is_pregnant or _denied(a, ("pregnancy_bleed", "vaginal_bleeding"), ("pain", "abdominal_pain")):
                 settled.add("pregnancy_bleeding_pain")
             if age_val is not None and age_val >= 1:
                 settled.add("infant_fever")

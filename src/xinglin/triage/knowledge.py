@@ -196,7 +196,7 @@ def _parse_threshold(text: str, where: str) -> Threshold:
 # Clause separators are the engine's punctuation (a gap never crosses "，", "。", ",", "." ...).
 # A gap never holds a negation either: "嘴巴不肿" is no swelling, "嗓子也不紧" no tight throat, "vomiting, no
 # blood" no blood (a pattern that means a negated wording names it in its words: "叫~不醒").
-_CLAUSE_CHAR = r"(?:[^,;!?\n。，；！？:：.不没无未冇nw']|n(?!o\b|ot\b)|w(?!ithout\b)|'(?!t\b))"
+_CLAUSE_CHAR = r"(?:[^,;!?\n\u3000。，；！？:：.不没无未冇nw']|n(?!o\b|ot\b)|w(?!ithout\b)|'(?!t\b))"
 _GAP_MACROS = (("~~", _CLAUSE_CHAR + "{0,24}?"), ("~", _CLAUSE_CHAR + "{0,10}?"))
 
 

@@ -17,6 +17,9 @@ _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 _LATIN_WORD = re.compile(r"[a-z]{2,}")
 _SPACE_BETWEEN_CJK = re.compile(r"(?<=[\u4e00-\u9fff])\s+(?=[\u4e00-\u9fff])")
 _SPACES = re.compile(r"\s+")
+# A space between two Chinese words ends a clause in informal writing ("吐血了 之前胃就不好"): it becomes an
+# ideographic space, which the engine reads as a clause separator and the safety model does not see.
+CLAUSE_SPACE = "\u3000"
 _QUOTES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u00b4": "'", "`": "'", "\u201c": '"', "\u201d": '"'})
 
 
@@ -38,8 +41,8 @@ def normalise(text: str) -> str:
     """Fold width and case, convert Traditional Chinese, tidy spaces. Positions are not preserved."""
     text = unicodedata.normalize("NFKC", text).translate(_QUOTES).lower()
     text = to_simplified(text)
-    text = _SPACE_BETWEEN_CJK.sub("", text)
-    return _SPACES.sub(" ", text).strip()
+    text = _SPACES.sub(" ", text).strip()
+    return _SPACE_BETWEEN_CJK.sub(CLAUSE_SPACE, text)
 
 
 def has_words(text: str) -> bool:
@@ -154,7 +157,12 @@ _VITAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
         "pain",
         re.compile(r"(?:疼痛评分|疼痛|痛|疼|pain score|pain)[^\d,;。]{0,4}?(\d{1,2})\s*(?:分(?!钟)|/10|out of 10)"),
     ),
-    ("glucose", re.compile(r"(?:血糖|blood sugar|glucose)[^\d,;。]{0,4}?(\d{1,2}(?:\.\d+)?)")),
+    (
+        "glucose",
+        re.compile(
+            r"(?:血糖|blood sugar|glucose|(?<![a-z])sugar|(?<![a-z])bg(?![a-z]))[^\d,;。]{0,4}?(\d{1,2}(?:\.\d+)?)"
+        ),
+    ),
 ]
 _RANGES = {
     "temperature": (34.0, 43.5),
