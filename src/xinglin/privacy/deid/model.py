@@ -1,11 +1,17 @@
 """A small character-level tagger for person names and places (hashed features, NumPy only).
 
 Every character gets a score for the tags O, B-PER, I-PER, B-LOC, I-LOC from the sum of weight
-rows picked by hashed features of its neighbourhood (characters, bigrams and a trigram in a ±2
-window, character classes, and lexicon flags: surname, compound surname, medical term, place).
-It is a multinomial logistic regression trained by ``train.py``; the weights ship as package data
-(``data/tagger.npz``).  Inference is a handful of vectorised NumPy operations over the whole text,
-so it runs at several MB/s; nothing is downloaded.
+rows picked by hashed features of its neighbourhood (characters in a ±3 window, bigrams, a skip
+bigram and trigrams, the character classes of a ±2 window, and lexicon flags: surname, compound
+surname, medical term, place).  It is a multinomial logistic regression trained by ``train.py``;
+the weights ship as package data (``data/tagger.npz``).  Inference is a fixed handful of
+vectorised NumPy operations over the whole text (their number does not grow with the number of
+templates), so short texts pay little overhead and long ones run at several MB/s; nothing is
+downloaded.
+
+Decoding favours recall: ``tag_bias`` (chosen on a development split by ``train.py``) is added to
+the tag scores before the arg-max, so a character is called part of a name or place even when the
+model is somewhat less sure of that than of O — a leaked name is worse than a masked word.
 """
 
 from __future__ import annotations
@@ -16,13 +22,12 @@ from importlib import resources
 
 import numpy as np
 
-from .lexicon import compound_regex, medical_regex, place_regex, surnames
+from .lexicon import compound_regex, medical_spans, place_spans, surnames
 
 TAGS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 N_TAGS = len(TAGS)
-HASH_BITS = 18
-_PAD = 2
-_CHUNK = 32768  # rows per gather: keeps the touched part of the weight table in cache
+HASH_BITS = 19
+_PAD = 3
 
 # character classes: 0 padding, 1 Han, 2 digit, 3 Latin letter, 4 space, 5 other
 _ASCII_CLASS = np.full(128, 5, dtype=np.uint32)
@@ -37,54 +42,66 @@ _ASCII_NORM = np.arange(128, dtype=np.uint32)
 _ASCII_NORM[ord("A") : ord("Z") + 1] += 32
 _ASCII_NORM[ord("0") : ord("9") + 1] = ord("0")
 
-# Per-position components: char (5 offsets), class (5), lexicon flags (5), constant 1.
-_C = {f"c{o}": i for i, o in enumerate(range(-2, 3))}
-_C.update({f"k{o}": 5 + i for i, o in enumerate(range(-2, 3))})
-_C.update({f"l{o}": 10 + i for i, o in enumerate(range(-2, 3))})
-_ONE = 15
-TEMPLATES: tuple[tuple[str, ...], ...] = (
-    ("c0",),
-    ("c-1",),
-    ("c1",),
-    ("c-2",),
-    ("c2",),
-    ("c-1", "c0"),
-    ("c0", "c1"),
-    ("c-2", "c-1"),
-    ("c1", "c2"),
-    ("c-1", "c0", "c1"),
-    ("k-2", "k-1", "k0", "k1", "k2"),
-    ("l-1", "l0", "l1"),
-    ("l0", "c0"),
-    ("l-1", "c0"),
-    ("c-1", "l0"),
+# Per-position base columns: c normalised character, k class, l lexicon flags, w the classes of
+# the ±2 window packed into one number, u 1 for an upper-case Latin letter.
+_BASES = "cklwu"
+# A template is up to three (base, offset) components.
+TEMPLATES: tuple[tuple[tuple[str, int], ...], ...] = (
+    (("c", 0),),
+    (("c", -1),),
+    (("c", 1),),
+    (("c", -2),),
+    (("c", 2),),
+    (("c", -3),),
+    (("c", 3),),
+    (("c", -1), ("c", 0)),
+    (("c", 0), ("c", 1)),
+    (("c", -2), ("c", -1)),
+    (("c", 1), ("c", 2)),
+    (("c", -1), ("c", 1)),
+    (("c", -2), ("c", -1), ("c", 0)),
+    (("c", -1), ("c", 0), ("c", 1)),
+    (("c", 0), ("c", 1), ("c", 2)),
+    (("w", 0),),
+    (("w", 0), ("c", 0)),
+    (("l", -1), ("l", 0), ("l", 1)),
+    (("l", 0), ("c", 0)),
+    (("l", -1), ("c", 0)),
+    (("c", -1), ("l", 0)),
+    (("l", 1), ("c", 0)),
+    (("u", 0), ("u", -1), ("k", 1)),
     (),  # bias
 )
+_MAX_COMPS = 3
 
 
-def _hash_matrix() -> np.ndarray:
-    """(16 components, n templates) odd multipliers; row _ONE holds a per-template seed."""
+def _hash_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Gather offsets (T, 3) into the padded base matrix, odd multipliers (T, 3), seeds (T,)."""
     rng = np.random.default_rng(0x5EED)
-    k = np.zeros((_ONE + 1, len(TEMPLATES)), dtype=np.uint32)
+    nb = len(_BASES)
+    offs = np.zeros((len(TEMPLATES), _MAX_COMPS), dtype=np.intp)
+    mult = np.zeros((len(TEMPLATES), _MAX_COMPS), dtype=np.uint32)
+    seed = np.zeros(len(TEMPLATES), dtype=np.uint32)
     for t, comps in enumerate(TEMPLATES):
-        for name in comps:
-            k[_C[name], t] = rng.integers(1, 1 << 31, dtype=np.uint32) * 2 + 1
-        k[_ONE, t] = rng.integers(1, 1 << 31, dtype=np.uint32)
-    return k
+        for j, (base, off) in enumerate(comps):
+            offs[t, j] = (_PAD + off) * nb + _BASES.index(base)
+            mult[t, j] = rng.integers(1, 1 << 31, dtype=np.uint32) * 2 + 1
+        seed[t] = rng.integers(1, 1 << 31, dtype=np.uint32)
+    return offs, mult, seed
 
 
-_K = _hash_matrix()
+_OFFS, _MULT, _SEED = _hash_tables()
+# the same, per template: (base column, offset, multiplier) for the chunked path
+_COMPS = tuple(
+    tuple((_BASES.index(b), off, _MULT[t, j]) for j, (b, off) in enumerate(comps)) for t, comps in enumerate(TEMPLATES)
+)
+_WINDOW_CLASS = np.array([1 << 12, 1 << 9, 1 << 6, 1 << 3, 1], dtype=np.uint32)  # k-2 + k-1 << 3 + ... + k2 << 12
+_SUM_TEMPLATES = np.tile(np.eye(N_TAGS, dtype=np.float32), (len(TEMPLATES), 1))
+_DECODE_VECTOR_FROM = 256  # entity characters from which decoding is vectorised
+_SHORT = 2048  # texts up to this length take the one-gather path
+_CHUNK = 16384  # characters per chunk on the per-template path
 _GOLDEN = np.uint32(2654435761)  # Knuth's multiplicative hash; the top HASH_BITS bits are the index
 _SHIFT = np.uint32(32 - HASH_BITS)
-
-
-@cache
-def _surname_table() -> np.ndarray:
-    single, _ = surnames()
-    table = np.zeros(0x10000, dtype=np.uint32)
-    for c in single:
-        table[ord(c)] = 1
-    return table
 
 
 Spans = list[tuple[int, int]]
@@ -102,100 +119,190 @@ def lexicon_spans(text: str, rx) -> Spans:
 
 
 def features(text: str, medical: Spans | None = None, place: Spans | None = None) -> np.ndarray:
-    return _features(text, medical, place)[0]
+    """Hashed feature indices, shape (len(text), len(TEMPLATES)) (used for training)."""
+    base, _ = _prepare(text, medical, place)
+    cols = [np.ascontiguousarray(base[:, j]) for j in range(len(_BASES))]
+    n = len(text)
+    out = np.empty((n, len(TEMPLATES)), dtype=np.intp)
+    for lo in range(0, n, _CHUNK):
+        hi = min(n, lo + _CHUNK)
+        for t in range(len(TEMPLATES)):
+            out[lo:hi, t] = _hash_one(cols, t, lo, hi)
+    return out
 
 
-def _features(text: str, medical: Spans | None, place: Spans | None) -> tuple[np.ndarray, np.ndarray]:
-    """Hashed feature indices, shape (len(text), len(TEMPLATES)).
+@cache
+def _char_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per BMP code point: packed info (class | upper << 3 | surname << 4 | open << 5) and the
+    XOR that normalises it (Latin case, digits).  Code points above the BMP read entry 0xFFFF:
+    class 5, XOR 0 (kept as they are)."""
+    info = np.full(0x10000, 5, dtype=np.uint32)
+    info[0x3400:0xA000] = 1
+    info[:128] = _ASCII_CLASS
+    info[ord("A") : ord("Z") + 1] |= 1 << 3
+    single, _ = surnames()
+    for c in single:
+        info[ord(c)] |= 1 << 4
+    cls = info & 7
+    info[(cls == 1) | (cls == 3)] |= 1 << 5
+    for dot in "·•・":  # the middle dot of transliterated names (克里斯·莫瑞斯)
+        info[ord(dot)] |= 1 << 5
+    fold = np.zeros(0x10000, dtype=np.uint32)
+    fold[:128] = np.arange(128, dtype=np.uint32) ^ _ASCII_NORM
+    return info, fold
 
-    All templates are hashed at once: each is a linear combination (wrapping uint32) of the
-    position's components, computed as one matrix product, then Knuth-multiplied.
-    """
+
+def _prepare(text: str, medical: Spans | None, place: Spans | None) -> tuple[np.ndarray, np.ndarray]:
+    """The padded base matrix (rows: positions, columns: ``_BASES``) of ``text``, and a mask of
+    the positions that are O without looking (not Han, not a letter, not a name dot)."""
     n = len(text)
     codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    ascii_mask = codes < 128
-    small = np.minimum(codes, 127)
-    norm = np.where(ascii_mask, _ASCII_NORM[small], codes)
-    han = (codes >= 0x3400) & (codes <= 0x9FFF)
-    cls = np.where(ascii_mask, _ASCII_CLASS[small], np.where(han, np.uint32(1), np.uint32(5)))
-    lex = _surname_table()[np.minimum(codes, 0xFFFF)] * (codes <= 0xFFFF)
+    info_t, fold_t = _char_tables()
+    bmp = np.minimum(codes, 0xFFFF)
+    info = info_t[bmp]
+    base = np.zeros((n + 2 * _PAD, len(_BASES)), dtype=np.uint32)
+    body = base[_PAD : _PAD + n]
+    body[:, 0] = codes ^ fold_t[bmp]
+    body[:, 1] = info & 7
+    lex = body[:, 2]
+    lex[:] = (info >> 4) & 1
+    body[:, 4] = (info >> 3) & 1
     _mark(lex, lexicon_spans(text, compound_regex()), 1)
-    _mark(lex, medical if medical is not None else lexicon_spans(text, medical_regex()), 3)
-    _mark(lex, place if place is not None else lexicon_spans(text, place_regex()), 5)
+    _mark(lex, medical if medical is not None else medical_spans(text), 3)
+    _mark(lex, place if place is not None else place_spans(text), 5)
+    base[2:-2, 3] = np.convolve(base[:, 1], _WINDOW_CLASS, mode="valid")
+    return base, (info & 32) == 0
 
-    comp = np.zeros((n + 2 * _PAD, _ONE + 1), dtype=np.uint32)
-    rows = slice(_PAD, _PAD + n)
-    comp[rows, _C["c0"]] = norm
-    comp[rows, _C["k0"]] = cls
-    comp[rows, _C["l0"]] = lex
-    comp[:, _ONE] = 1
-    for base in ("c", "k", "l"):
-        col = comp[:, _C[f"{base}0"]]
-        for off in (-2, -1, 1, 2):
-            shifted = comp[:, _C[f"{base}{off}"]]
-            if off < 0:
-                shifted[-off:] = col[: len(col) + off]
-            else:
-                shifted[: len(col) - off] = col[off:]
-    h = comp[rows] @ _K
+
+def _hash_one(cols: list[np.ndarray], t: int, lo: int, hi: int) -> np.ndarray:
+    """Row indices of template ``t`` for positions ``lo:hi`` (``cols``: contiguous base columns)."""
+    acc = np.full(hi - lo, _SEED[t], dtype=np.uint32)
+    for j, off, mult in _COMPS[t]:
+        acc += cols[j][_PAD + off + lo : _PAD + off + hi] * mult
+    acc *= _GOLDEN
+    acc >>= _SHIFT
+    return acc
+
+
+def _hash_all(base: np.ndarray, n: int) -> np.ndarray:
+    """(n, T) row indices with three gathers, one per component slot: few NumPy calls, for
+    short texts (``n <= _SHORT``)."""
+    flat = base.ravel()
+    idx = _short_index()
+    h = flat.take(idx[0, :n]) * _MULT_BY_SLOT[0]
+    h += flat.take(idx[1, :n]) * _MULT_BY_SLOT[1]
+    h += flat.take(idx[2, :n]) * _MULT_BY_SLOT[2]
+    h += _SEED
     h *= _GOLDEN
     h >>= _SHIFT
-    return h.astype(np.intp), cls
+    return h
+
+
+@cache
+def _short_index() -> np.ndarray:
+    """(3, _SHORT, T) positions in the flattened base matrix of each template component."""
+    rows = np.arange(0, _SHORT * len(_BASES), len(_BASES), dtype=np.intp)[:, None, None] + _OFFS
+    return np.ascontiguousarray(rows.transpose(2, 0, 1))
+
+
+_MULT_BY_SLOT = [np.ascontiguousarray(_MULT[:, j]) for j in range(_MAX_COMPS)]
 
 
 @dataclass(frozen=True, slots=True)
 class Tagger:
     weights: np.ndarray  # (2**HASH_BITS, N_TAGS) float32
-    o_bias: float  # added to the O score at decode time: negative favours recall
+    tag_bias: np.ndarray  # (N_TAGS,) added to the scores for the loose (recall) decision
+    seed_bias: np.ndarray  # (N_TAGS,) the same for the strict decision a span must contain
 
     def scores(self, text: str, medical: Spans | None = None, place: Spans | None = None) -> np.ndarray:
-        idx, cls = _features(text, medical, place)
-        # names and places are made of Han characters and letters: digits, spaces and
-        # punctuation are O without looking (saves the costly gathers for a quarter of a note)
-        rows = np.flatnonzero((cls == 1) | (cls == 3))
-        out = np.zeros((len(text), N_TAGS), dtype=np.float32)
-        out[:, 0] = 1e4
-        sub = idx[rows]
-        for i in range(0, len(sub), _CHUNK):
-            out[rows[i : i + _CHUNK]] = self.weights[sub[i : i + _CHUNK]].sum(axis=1)
+        """(len(text), N_TAGS) raw scores; digits, spaces and punctuation are O without looking."""
+        n = len(text)
+        base, closed = _prepare(text, medical, place)
+        if n <= _SHORT:
+            # summing over the template axis as a small matrix product is 3x faster than .sum(axis=1)
+            out = self.weights.take(_hash_all(base, n).astype(np.intp), axis=0).reshape(n, -1) @ _SUM_TEMPLATES
+        else:
+            out = np.zeros((n, N_TAGS), dtype=np.float32)
+            cols = [np.ascontiguousarray(base[:, j]) for j in range(len(_BASES))]
+            w = self.weights
+            for lo in range(0, n, _CHUNK):
+                hi = min(n, lo + _CHUNK)
+                part = out[lo:hi]
+                for t in range(len(TEMPLATES)):
+                    part += w.take(_hash_one(cols, t, lo, hi).astype(np.intp), axis=0)
+        out[closed, 0] = 1e4
         return out
 
-    def spans(
-        self, text: str, medical: Spans | None = None, place: Spans | None = None
-    ) -> list[tuple[str, int, int, float]]:
-        """(type, start, end, confidence) for PER/LOC spans, greedy BIO decoding."""
+    def spans(self, text: str, medical: Spans | None = None, place: Spans | None = None) -> list[tuple[str, int, int]]:
+        """(type, start, end) of PER/LOC spans.
+
+        Hysteresis decoding: characters are tagged by the arg-max of the scores plus ``tag_bias``
+        (generous, for recall and whole spans), and a span is kept only when at least one of its
+        characters is also an entity under ``seed_bias`` (stricter), which drops the scattered
+        two-character fragments the generous decision alone would mask in ordinary text.
+        """
         if not text:
             return []
         s = self.scores(text, medical, place)
-        s[:, 0] += self.o_bias
-        best = s.argmax(axis=1)
-        hits = np.flatnonzero(best)
-        if hits.size == 0:
-            return []
-        # softmax only where an entity tag won, for a confidence per span
-        sub = s[hits]
-        sub -= sub.max(axis=1, keepdims=True)
-        prob = np.exp(sub)
-        prob /= prob.sum(axis=1, keepdims=True)
-        nonO = 1.0 - prob[:, 0]
-        out: list[tuple[str, int, int, float]] = []
-        cur_type = ""
-        cur_start = -1
-        prev = -2
-        conf: list[float] = []
-        for pos, tag, p in zip(hits.tolist(), best[hits].tolist(), nonO.tolist(), strict=True):
-            typ = "PER" if tag in (1, 2) else "LOC"
-            begin = tag in (1, 3)
-            if cur_type and (pos != prev + 1 or begin or typ != cur_type):
-                out.append((cur_type, cur_start, prev + 1, sum(conf) / len(conf)))
-                cur_type = ""
-            if not cur_type:
-                cur_type, cur_start, conf = typ, pos, []
-            conf.append(p)
-            prev = pos
-        if cur_type:
-            out.append((cur_type, cur_start, prev + 1, sum(conf) / len(conf)))
-        return out
+        return decode(s, self.tag_bias, self.seed_bias)
+
+
+def decode(s: np.ndarray, tag_bias: np.ndarray, seed_bias: np.ndarray) -> list[tuple[str, int, int]]:
+    """Hysteresis decoding of raw scores (see :meth:`Tagger.spans`).
+
+    A span is a maximal run of characters whose biased arg-max is an entity tag, whatever the
+    type (with generous offsets the per-character type flips inside unseen names: 伊/LOC 布/PER);
+    its type is the one with the larger summed score over the run.
+    """
+    hits = np.flatnonzero((s + tag_bias).argmax(axis=1))
+    if hits.size == 0:
+        return []
+    if hits.size > _DECODE_VECTOR_FROM:
+        return _decode_runs(s, hits, seed_bias)
+    # few entity characters (a short text): plain Python beats a dozen NumPy calls
+    rows = s[hits].tolist()
+    pos = hits.tolist()
+    b0, b1, b2, b3, b4 = seed_bias.tolist()
+    out: list[tuple[str, int, int]] = []
+    i, n = 0, len(pos)
+    while i < n:
+        j = i
+        while j + 1 < n and pos[j + 1] == pos[j] + 1:
+            j += 1
+        margin = 0.0
+        strong = False
+        for o, bp, ip, bl, il in rows[i : j + 1]:
+            margin += max(bp, ip) - max(bl, il)
+            if not strong:
+                base = o + b0
+                strong = bp + b1 > base or ip + b2 > base or bl + b3 > base or il + b4 > base
+        if strong:
+            out.append(("PER" if margin >= 0 else "LOC", pos[i], pos[j] + 1))
+        i = j + 1
+    return out
+
+
+def _decode_runs(s: np.ndarray, hits: np.ndarray, seed_bias: np.ndarray) -> list[tuple[str, int, int]]:
+    """:func:`decode` for many entity characters, vectorised."""
+    strong = np.flatnonzero((s[hits] + seed_bias).argmax(axis=1))
+    if strong.size == 0:
+        return []
+    strong_pos = hits[strong]
+    new = np.ones(hits.size, dtype=bool)
+    new[1:] = hits[1:] != hits[:-1] + 1
+    first = np.flatnonzero(new)
+    starts = hits[first]
+    ends = hits[np.append(first[1:], hits.size) - 1] + 1
+    sub = s[hits].astype(np.float64)
+    margin = np.add.reduceat(np.maximum(sub[:, 1], sub[:, 2]) - np.maximum(sub[:, 3], sub[:, 4]), first)
+    # keep spans holding a strong position
+    k = np.searchsorted(strong_pos, starts)
+    ok = (k < strong_pos.size) & (strong_pos[np.minimum(k, strong_pos.size - 1)] < ends)
+    return [
+        ("PER" if m >= 0 else "LOC", a, b)
+        for m, a, b, keep in zip(margin.tolist(), starts.tolist(), ends.tolist(), ok.tolist(), strict=True)
+        if keep
+    ]
 
 
 @cache
@@ -206,5 +313,8 @@ def load_tagger() -> Tagger | None:
         return None
     with ref.open("rb") as fh, np.load(fh) as data:
         weights = data["weights"].astype(np.float32)
-        o_bias = float(data["o_bias"])
-    return Tagger(weights=weights, o_bias=o_bias)
+        tag_bias = data["tag_bias"].astype(np.float32)
+        seed_bias = data["seed_bias"].astype(np.float32) if "seed_bias" in data else tag_bias
+    if weights.shape != (1 << HASH_BITS, N_TAGS):
+        return None  # weights of another feature layout: retrain with train.py
+    return Tagger(weights=weights, tag_bias=tag_bias, seed_bias=seed_bias)

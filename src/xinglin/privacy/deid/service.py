@@ -1,4 +1,18 @@
-"""The de-identification API: :func:`detect` and :func:`mask`."""
+"""The de-identification API: :func:`detect` and :func:`mask`.
+
+How a text is read: structured identifiers by pattern (``patterns.py``), names and addresses by
+context rules (``rules.py``) and by the statistical tagger (``model.py``), gazetteer places, then
+medical terms veto names and places inside them, and a name found once is masked wherever else it
+occurs in the same text.
+
+What counts as ADDRESS.  Leaks are worse than over-masking, so ADDRESS is every named place, not
+only a street address: provinces, cities, districts, towns, villages, roads and estates, and also
+countries, regions and landmarks (日本, 北海道, 黄山风景区) — a travel history or a hometown narrows
+down who a patient is as much as a district does, and it is what the CLUENER ``address`` label
+(against which recall is measured) means too.  Medical terms that contain a place (日本脑炎,
+新疆出血热, 香港脚) are not places.  Organisations named after a place (北京大学) are not ADDRESS
+as a whole, but their place part may be masked.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +21,10 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
-from .lexicon import medical_regex, place_regex, surnames
-from .model import lexicon_spans, load_tagger
+import numpy as np
+
+from .lexicon import ICD_LOOKBACK, medical_spans, place_spans, prefix_keys, surnames, term_index
+from .model import load_tagger
 from .models import ADDRESS, AGE, DATE, PERSON, Entity, MaskResult
 from .patterns import find_structured
 from .pseudonym import age_surrogate, pseudonym, shift_date
@@ -24,15 +40,70 @@ _EPONYM_SUFFIX = re.compile(
     r"[二三四五]联[征症]|征(?![求得询集兆])|反射|试验|现象|小体|细胞|病毒|疗法|手法|汤|丸|散(?!步)|膏|"
     r"[脑肝肾心肺胃肠]炎|热(?![情心爱烈闹])|出血热|斑疹|囊肿|畸形|骨折|分级|分期|评分|量表|定律|体征|点(?![钟滴])"
 )
+# Eponyms join names with hyphens: 莱尔米特-杜克洛, 史密斯-莱尔米-奥皮茨综合征.
+_HYPHENS = "-－‐–—"
+_EPONYM_CHAIN = re.compile(rf"(?:[{_HYPHENS}][\u4e00-\u9fff·]{{1,8}}?)+(?:{_EPONYM_SUFFIX.pattern})")
+_BRACKETS = {"[": "]", "(": ")", "（": "）", "【": "】"}
+_HYPHEN_RX = re.compile(f"[{_HYPHENS}]")
+_CHAIN_CHARS = frozenset(_HYPHENS + "·abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _MODEL_TYPES = {"PER": PERSON, "LOC": ADDRESS}
+
+
+def _hyphen_eponym(text: str, start: int, end: int) -> bool:
+    """Part of a hyphen-joined chain of names (莱尔米特-杜克洛, Rokitansky-Kustner-Hauser) that
+    ends in a disease word or stands alone in brackets: an eponym, not a person."""
+    if _HYPHEN_RX.search(text, max(0, start - 16), end + 16) is None:
+        return False
+    if _EPONYM_CHAIN.match(text, end):
+        return True
+    left = start
+    while left > 0 and (text[left - 1] in _CHAIN_CHARS or "\u4e00" <= text[left - 1] <= "\u9fff"):
+        left -= 1
+    right = end
+    while right < len(text) and (text[right] in _CHAIN_CHARS or "\u4e00" <= text[right] <= "\u9fff"):
+        right += 1
+    chain = text[left:right]
+    last = max(chain.rfind(h) for h in _HYPHENS)
+    if last < 0:
+        return False
+    if left > 0 and right < len(text) and _BRACKETS.get(text[left - 1]) == text[right]:
+        return True
+    return _EPONYM_SUFFIX.search(chain, last) is not None
+
+
 _MIN_MODEL_LEN = 2
+PRIO_GAZETTEER = PRIO_MODEL - 1
+PRIO_PROPAGATED = PRIO_MODEL + 1
+_VECTOR_FROM = 400  # candidate positions from which the medical look-up is vectorised
 # Characters of disease and anatomy words that do not occur in names or place names.
 _MEDICAL_CHARS = frozenset(
     "炎疝癌瘤肿痛疹症病伤损梗塞栓痿瘘溃疡脓菌毒腺膜囊肌髓脑肺肾肝胃肠脏腔尿便咳痰疮疖癣痔瘫痪痹疸疱痂聋盲哑"
     "疟痢瘀糜腐烂折痉挛萎缩増增殖肥硬钙纤维积液衰竭畸缺裂孔瓣椎颅骨肋胫腓桡尺肱锁"
 )
-# Model spans must be Han (with the middle dot of transliterated names) or whole capitalised words.
-_HAN_NAME = re.compile(r"[\u4e00-\u9fff·•]+|[A-Z][a-z]+(?:[ -][A-Z][a-z]+)*")
+# Model spans must be Han (with the middle dot of transliterated names) or one Latin word (see _model_piece).
+_HAN_NAME = re.compile(r"[\u4e00-\u9fff·•・]+|[A-Za-z][A-Za-z0-9]*(?:[ -][A-Z][A-Za-z]+)*")
+_DOTS = "·•・"
+_GENERIC_PLACE = re.compile(
+    r"(?:社区|乡镇|街道|村|县|市|省|区|基层|综合|专科|附属|本|该|我|外)?"
+    r"(?:医院|卫生院|卫生室|卫生站|卫生服务中心|诊所|门诊部|医务室|养老院|敬老院|福利院|病房|医院[内外])"
+)
+
+
+def _neighbour(text: str, pos: int, step: int) -> str:
+    """The first non-space character from ``pos`` in direction ``step`` ("" at either end)."""
+    while 0 <= pos < len(text) and text[pos] in " \t":
+        pos += step
+    return text[pos] if 0 <= pos < len(text) else ""
+
+
+def _is_cjk(ch: str) -> bool:
+    return bool(ch) and ("\u3000" <= ch <= "\u9fff" or "\uff00" <= ch <= "\uffef")
+
+
+def _is_latin(ch: str) -> bool:
+    return bool(ch) and ch.isascii() and ch.isalpha()
+
+
 _LEAD_STOP = frozenset("因于在是的了和与及或从到为由被把对给让请诉有无不未已曾该其此这那个位名岁患者等伴并后前行经")
 
 
@@ -49,36 +120,109 @@ def _model_spans(
     if tagger is None:
         return
     n = len(text)
-    for typ, start, end, _conf in tagger.spans(text, meds, places):
-        # drop a leading function word the tagger pulled in (因皮..., 于...)
-        while end - start > _MIN_MODEL_LEN and text[start] in _LEAD_STOP and text[start + 1] in surname_chars:
-            start += 1
-        surface = text[start:end]
-        if end - start < _MIN_MODEL_LEN or _HAN_NAME.fullmatch(surface) is None:
-            continue
-        if surface[0].isascii() and (
-            (start > 0 and text[start - 1].isalpha()) or (end < n and text[end].isascii() and text[end].isalpha())
+    for typ, span_start, span_end in tagger.spans(text, meds, places):
+        # a span may run from Han characters into Latin letters (请Infi对): judge each script apart
+        for piece in _SCRIPT_PIECE.finditer(text, span_start, span_end):
+            yield from _model_piece(text, n, typ, piece.start(), piece.end(), surname_chars)
+
+
+_SCRIPT_PIECE = re.compile(r"[\u4e00-\u9fff·•・]+|[A-Za-z][A-Za-z0-9]*")
+
+
+def _model_piece(text: str, n: int, typ: str, start: int, end: int, surname_chars: frozenset[str]) -> Iterable[Span]:
+    """One single-script piece of a tagger span, filtered and trimmed."""
+    # drop a leading function word the tagger pulled in (因皮..., 于...)
+    while end - start > _MIN_MODEL_LEN and text[start] in _LEAD_STOP and text[start + 1] in surname_chars:
+        start += 1
+    while start < end and text[start] in _DOTS:
+        start += 1
+    while end > start and text[end - 1] in _DOTS:
+        end -= 1
+    surface = text[start:end]
+    if end - start < _MIN_MODEL_LEN or _HAN_NAME.fullmatch(surface) is None:
+        return
+    if surface[0].isascii():
+        if (start > 0 and text[start - 1].isascii() and text[start - 1].isalpha()) or (
+            end < n and text[end].isascii() and text[end].isalpha()
         ):
-            continue  # part of a longer Latin word
-        if surface[-1] == "号" or any(c in _MEDICAL_CHARS for c in surface):
-            continue
-        if typ == "LOC" and len(surface) == 2 and surface[1] in "区市县镇乡村街道路":
-            continue  # 动区, 街道: half a word plus an admin suffix is not a place name
-        if typ == "PER" and surface[0] in surname_chars and end < n and end - start <= 2 + (surface[:2] in _COMPOUND):
-            # the tagger often stops one short on unseen given names: take one more plausible character
-            nxt = text[end]
-            if (
-                "\u4e00" <= nxt <= "\u9fff"
-                and nxt not in _NOT_GIVEN_SET
-                and nxt not in _MEDICAL_CHARS
-                and (end + 1 >= n or text[end + 1] in _NAME_FOLLOW)
-            ):
-                end += 1
-        yield _MODEL_TYPES[typ], start, end, PRIO_MODEL
+            return  # part of a longer Latin word
+        left, right = _neighbour(text, start - 1, -1), _neighbour(text, end, 1)
+        if (
+            len(surface) < 3
+            or surface.isupper()
+            or not (_is_cjk(left) or _is_cjk(right))
+            or _is_latin(left)
+            or _is_latin(right)
+        ):
+            # in English text the tagger is no judge (English names come from the title and label
+            # rules); a Latin word counts only as an island in Chinese text (影评人rayn认为), and
+            # not when written in capitals (CT, MRN, HIV are abbreviations)
+            return
+    if surface[-1] == "号" or any(c in _MEDICAL_CHARS for c in surface):
+        return
+    if typ == "LOC" and len(surface) == 2 and surface[1] in "区市县镇乡村街道路":
+        return  # 动区, 街道: half a word plus an admin suffix is not a place name
+    if typ == "LOC" and _GENERIC_PLACE.fullmatch(surface):
+        return  # 社区医院, 卫生院: a kind of place, not a named one
+    if typ == "PER" and surface[0] in surname_chars and end < n and end - start <= 2 + (surface[:2] in _COMPOUND):
+        # the tagger often stops one short on unseen given names: take one more plausible character
+        nxt = text[end]
+        if (
+            "\u4e00" <= nxt <= "\u9fff"
+            and nxt not in _NOT_GIVEN_SET
+            and nxt not in _MEDICAL_CHARS
+            and (end + 1 >= n or text[end + 1] in _NAME_FOLLOW)
+        ):
+            end += 1
+    yield _MODEL_TYPES[typ], start, end, PRIO_MODEL
+
+
+def _medical_near(text: str, cands: list[Span], meds: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``meds`` plus the protected terms (ICD-derived names included) near a name/place candidate.
+
+    The full lexicon is too large to scan every text with a regex, so its two-character prefixes
+    are found with one vectorised look-up, and only those from ``ICD_LOOKBACK`` characters before a
+    candidate to its end are tried (a term found there that does not touch the candidate changes
+    nothing).
+    """
+    near = bytearray(len(text))
+    todo = 0
+    for typ, start, end, _ in cands:
+        if typ in (PERSON, ADDRESS):
+            lo = max(0, start - ICD_LOOKBACK)
+            near[lo:end] = b"\x01" * (end - lo)
+            todo += end - lo
+    if not todo or len(text) < 2:
+        return meds
+    terms, prefixes = term_index()
+    if todo < _VECTOR_FROM:  # a few positions: plain dict look-ups are cheaper than NumPy calls
+        starts = sorted(
+            {
+                pos
+                for typ, start, end, _ in cands
+                if typ in (PERSON, ADDRESS)
+                for pos in range(max(0, start - ICD_LOOKBACK), end)
+                if text[pos : pos + 2] in prefixes
+            }
+        )
+    else:
+        keys = prefix_keys()
+        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        pairs = (codes[:-1] << np.uint64(32)) | codes[1:]
+        at = np.minimum(np.searchsorted(keys, pairs), len(keys) - 1)
+        starts = [pos for pos in np.flatnonzero(keys[at] == pairs).tolist() if near[pos]]
+    found: list[tuple[int, int]] = []
+    for pos in starts:
+        for length in prefixes[text[pos : pos + 2]]:  # longest first
+            if pos + length <= len(text) and text[pos : pos + length] in terms:
+                found.append((pos, pos + length))
+                break
+    return sorted(set(meds).union(found)) if found else meds
 
 
 def _protect_medical(text: str, cands: list[Span], meds: list[tuple[int, int]]) -> list[Span]:
     """Drop names/places that start inside a medical term; cut those that run into one."""
+    meds = _medical_near(text, cands, meds)
     med_starts = [s for s, _ in meds]
     kept: list[Span] = []
     for typ, start, end, prio in cands:
@@ -86,7 +230,7 @@ def _protect_medical(text: str, cands: list[Span], meds: list[tuple[int, int]]) 
             kept.append((typ, start, end, prio))
             continue
         i = bisect.bisect_right(med_starts, start) - 1
-        if i >= 0 and meds[i][1] > start and prio < PRIO_NAME_LABEL:
+        if prio < PRIO_NAME_LABEL and any(meds[k][1] > start for k in range(max(0, i - 3), i + 1)):
             continue  # the candidate begins inside a medical term
         j = bisect.bisect_right(med_starts, start)
         if j < len(meds) and meds[j][0] < end:
@@ -95,7 +239,7 @@ def _protect_medical(text: str, cands: list[Span], meds: list[tuple[int, int]]) 
                 continue
         if typ == PERSON and prio < PRIO_NAME_LABEL and in_role_word(text, start):
             continue
-        if prio < PRIO_NAME_LABEL and _EPONYM_SUFFIX.match(text, end):
+        if prio < PRIO_NAME_LABEL and (_EPONYM_SUFFIX.match(text, end) or _hyphen_eponym(text, start, end)):
             continue
         kept.append((typ, start, end, prio))
     return kept
@@ -115,40 +259,75 @@ def _merge_addresses(cands: list[Span]) -> list[Span]:
     return others + [tuple(m) for m in merged]  # type: ignore[misc]
 
 
-def _resolve(cands: list[Span]) -> list[tuple[str, int, int]]:
-    """Keep the highest-priority, then longest, candidate wherever candidates overlap."""
+def _resolve(cands: list[Span], size: int) -> list[tuple[str, int, int]]:
+    """Keep the highest-priority, then longest, candidate wherever candidates overlap.
+
+    ``size`` is the text length: taken positions are marked in a byte array, so each check is
+    one C-level search whatever the number of candidates.
+    """
     order = sorted(cands, key=lambda c: (-c[3], -(c[2] - c[1]), c[1]))
-    starts: list[int] = []
-    ends: list[int] = []
+    taken = bytearray(size)
     chosen: list[tuple[str, int, int]] = []
     for typ, start, end, _ in order:
-        if end <= start:
+        if end <= start or taken.find(1, start, end) >= 0:
             continue
-        i = bisect.bisect_right(starts, start)
-        if i > 0 and ends[i - 1] > start:
-            continue
-        if i < len(starts) and starts[i] < end:
-            continue
-        starts.insert(i, start)
-        ends.insert(i, end)
-        chosen.insert(i, (typ, start, end))
+        taken[start:end] = b"\x01" * (end - start)
+        chosen.append((typ, start, end))
+    chosen.sort(key=lambda c: c[1])
     return chosen
 
 
 def detect(text: str) -> list[Entity]:
     """Identifiers in ``text`` sorted by position, non-overlapping."""
+    return [Entity(typ, s, e, text[s:e]) for typ, s, e in _detect(text)]
+
+
+def _detect(text: str) -> list[tuple[str, int, int]]:
+    """(type, start, end) of the identifiers in ``text``, sorted and non-overlapping."""
     if not text:
         return []
     cands: list[Span] = list(find_structured(text))
     # lexicon matches are computed once and shared by the rules, the tagger and the filter
-    meds = lexicon_spans(text, medical_regex())
-    places = lexicon_spans(text, place_regex())
+    meds = medical_spans(text)
+    places = place_spans(text)
     cands.extend(find_addresses(text, {s for s, _ in places}))
     cands.extend(find_names(text))
     cands.extend(_model_spans(text, surnames()[0], meds, places))
+    # every gazetteer place is an ADDRESS too (see the module docstring), unless a medical term
+    # or an eponym suffix claims it below (日本脑炎, 新疆出血热)
+    cands.extend((ADDRESS, s, e, PRIO_GAZETTEER) for s, e in places)
     cands = _protect_medical(text, cands, meds)
     cands = _merge_addresses(cands)
-    return [Entity(typ, s, e, text[s:e]) for typ, s, e in _resolve(cands)]
+    chosen = _resolve(cands, len(text))
+    more = _propagate_names(text, chosen)
+    if more:
+        chosen = _resolve(cands + more, len(text))
+    return chosen
+
+
+def _propagate_names(text: str, chosen: list[tuple[str, int, int]]) -> list[Span]:
+    """Every other occurrence, in the same text, of a name found once (a name found by its title
+    in one sentence is masked in the next sentence too, where nothing marks it).  In a
+    :func:`detect_many` batch "the same text" is the stretch between two separators."""
+    out: list[Span] = []
+    seen: set[tuple[str, int]] = set()
+    for typ, start, end in chosen:
+        name = text[start:end]
+        if typ != PERSON or end - start < 2 or not "\u4e00" <= name[0] <= "\u9fff" or not _HAN_NAME.fullmatch(name):
+            continue
+        lo = text.rfind(_BATCH_SEP, 0, start)
+        lo = 0 if lo < 0 else lo + len(_BATCH_SEP)
+        if (name, lo) in seen:
+            continue
+        seen.add((name, lo))
+        hi = text.find(_BATCH_SEP, end)
+        hi = len(text) if hi < 0 else hi
+        pos = text.find(name, lo, hi)
+        while pos >= 0:
+            if pos != start:
+                out.append((PERSON, pos, pos + len(name), PRIO_PROPAGATED))
+            pos = text.find(name, pos + 1, hi)
+    return out
 
 
 def _replacement(entity: Entity, mode: Mode, key: bytes | None, date_shift_days: int) -> str:
@@ -219,10 +398,10 @@ def detect_many(texts: list[str]) -> list[list[Entity]]:
             offsets.append(pos)
             pos += len(t) + len(_BATCH_SEP)
         joined = _BATCH_SEP.join(texts[i:j])
-        for ent in detect(joined):
-            k = bisect.bisect_right(offsets, ent.start) - 1
+        for typ, start, end in _detect(joined):
+            k = bisect.bisect_right(offsets, start) - 1
             base = offsets[k]
-            if ent.end - base <= len(texts[i + k]):
-                results[i + k].append(Entity(ent.type, ent.start - base, ent.end - base, ent.text))
+            if end - base <= len(texts[i + k]):
+                results[i + k].append(Entity(typ, start - base, end - base, joined[start:end]))
         i = j
     return results
