@@ -1,5 +1,6 @@
 """A patient registers, consents, asks triage, books and requests a follow-up; a physician accepts and
-prescribes; a pharmacist approves; the patient sees it — in Chinese, then the same pages in English."""
+prescribes; a pharmacist approves, dispenses and moves the delivery on; the patient sends a photo and follows
+the delivery — in Chinese, then the same pages in English. An administrator adds a user who then signs in."""
 
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ from xinglin.security.principal import system_principal
 from xinglin.store.repository import Store
 
 pytestmark = pytest.mark.slow
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d4944415478da6364f8ffbf1e0005fe02fea70d3ee40000000049454e44ae426082"
+)
 ZLKM = "https://xinglin.dev/CodeSystem/zlkm"
 CARDIO = {"coding": [{"system": ZLKM, "code": "03.04", "display": "心血管内科"}]}
 
@@ -160,10 +165,31 @@ def test_patient_to_pharmacist_in_chinese_then_english(browser, portal_server, h
     ph.get_by_role("button", name="审核通过").click()
     assert "处方已审核通过" in ph.content()
 
-    # --- the patient sees it approved, in Chinese -----------------------------------------------------------
+    # --- the patient sees it approved, in Chinese, and sends a photo of their readings ---------------------
     page.goto(consult_url)
     assert "药师已审核通过" in page.content()
     assert "您好，请继续监测血压。" in page.content()
+    page.get_by_label("添加照片（可选）").set_input_files(
+        files=[{"name": "bp.png", "mimeType": "image/png", "buffer": PNG}]
+    )
+    page.get_by_label("照片内容说明（供无法查看图片的人阅读）").fill("一周血压记录")
+    page.get_by_role("button", name="发送").click()
+    photo = page.get_by_role("img", name="一周血压记录")
+    photo.wait_for()
+    assert photo.evaluate("img => img.complete && img.naturalWidth") == 1  # served to the signed-in patient
+
+    # --- the pharmacist dispenses and moves the delivery on; the patient follows the steps -------------------
+    ph.get_by_role("button", name="发药", exact=True).click()
+    assert "已发药，配送中" in ph.content()
+    ph.get_by_label("新的配送状态").select_option("in-transit")
+    ph.get_by_label("备注，如快递单号").fill("SF1234567890")
+    ph.get_by_role("button", name="更新配送状态").click()
+    assert "配送状态已更新。" in ph.content()
+    page.goto(consult_url)
+    steps = page.locator("ol.delivery-steps li")
+    assert steps.count() == 4
+    assert page.locator('ol.delivery-steps li[aria-current="step"] .label').inner_text() == "配送中"
+    assert page.locator("ol.delivery-steps li.done").count() == 3
     page.screenshot(path="/tmp/portal-zh.png", full_page=True)
 
     # --- and once in English ------------------------------------------------------------------------------
@@ -182,6 +208,7 @@ def test_patient_to_pharmacist_in_chinese_then_english(browser, portal_server, h
         assert page.locator("html").get_attribute("lang") == "en"
     page.goto(f"{base}/records")
     assert "Approved by the pharmacist" in page.content()
+    assert page.locator('ol.delivery-steps li[aria-current="step"] .label').inner_text() == "On the way"
     page.screenshot(path="/tmp/portal-en.png", full_page=True)
     for ctx in (patient_ctx, doctor_ctx, pharm_ctx):
         ctx.close()
@@ -223,4 +250,39 @@ def test_registration_form_is_keyboard_usable(browser, portal_server, hospital):
     page.keyboard.press("Space")
     page.keyboard.press("ArrowDown")
     assert page.is_checked("#f-sex-female")
+    ctx.close()
+
+
+def test_admin_adds_a_user_who_then_signs_in(browser, portal_server, hospital, database):
+    base = f"{portal_server}/t/{hospital.code}"
+    ctx = browser.new_context(locale="zh-CN")
+    page = ctx.new_page()
+    _sign_in(page, base, add_staff(database, hospital, "admin"))
+    page.wait_for_url(re.compile(r"/admin"))
+    page.get_by_role("link", name="用户管理").first.click()
+    page.wait_for_url(re.compile(r"/admin/users"))
+    # the form is reachable with the keyboard, in order
+    page.focus("#f-username")
+    reached = []
+    for _ in range(6):
+        reached.append(page.evaluate("() => document.activeElement.id || document.activeElement.innerText"))
+        page.keyboard.press("Tab")
+    assert reached[:5] == ["f-username", "f-display_name", "f-role", "f-practitioner", "f-password"]
+    page.get_by_label("用户名").fill("nurse.chen")
+    page.get_by_label("姓名").fill("陈护士")
+    page.locator("#f-role").select_option("nurse")
+    page.get_by_label("初始密码").fill("short")
+    page.get_by_role("button", name="添加用户").click()
+    assert "密码至少 8 位" in page.locator(".error-box").inner_text()
+    page.get_by_label("初始密码").fill(PASSWORD)
+    page.get_by_role("button", name="添加用户").click()
+    page.wait_for_url(re.compile(r"msg=user-added"))
+    assert "用户已添加。" in page.content()
+    assert page.get_by_role("link", name="nurse.chen").count() == 1
+
+    other = browser.new_context(locale="zh-CN").new_page()
+    _sign_in(other, base, "nurse.chen")
+    other.wait_for_url(re.compile(r"/t/[^/]+/?$"))
+    assert other.get_by_role("button", name="退出登录").count() == 1
+    other.context.close()
     ctx.close()

@@ -7,18 +7,20 @@ that must equal the `xl_csrf` cookie (double submit). Language: ?lang=en|zh-CN, 
 
 from __future__ import annotations
 
+import base64
 import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from xinglin.core.clock import utcnow
 from xinglin.core.config import Settings
@@ -31,7 +33,14 @@ from xinglin.security.principal import Principal
 from xinglin.security.tokens import issue_token, read_token
 from xinglin.store.repository import Repository, Store
 from xinglin.telehealth import service as telehealth
-from xinglin.telehealth.models import IN_PERSON_CLASSES, ONLINE_PRESCRIPTION_TAG, TAGS
+from xinglin.telehealth.models import (
+    DELIVERY_STEPS,
+    IMAGE_TYPES,
+    IN_PERSON_CLASSES,
+    MAX_IMAGE_BYTES,
+    ONLINE_PRESCRIPTION_TAG,
+    TAGS,
+)
 from xinglin.tenancy import service as tenancy
 from xinglin.tenancy.service import Tenant
 from xinglin.triage import TriageInputError, assess, check_request
@@ -49,6 +58,7 @@ ZLKM = "https://xinglin.dev/CodeSystem/zlkm"
 CONSENT_PURPOSES = ("treatment", "online-consultation", "research")
 STAFF_HOME = {"physician": "/staff/queue", "pharmacist": "/staff/prescriptions", "admin": "/admin"}
 WEEKDAY_FIELDS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+UPLOAD_LIMIT = MAX_IMAGE_BYTES + 1024 * 1024  # one image at most, plus the other fields of its form
 
 env = Environment(
     loader=FileSystemLoader(HERE / "templates"),
@@ -70,6 +80,11 @@ NOTICES = {
     "approved": "The prescription has been approved.",
     "rejected": "The prescription has been rejected.",
     "dispensed": "The prescription has been dispensed.",
+    "delivery": "The delivery status has been updated.",
+    "user-added": "The user has been added.",
+    "user-disabled": "The user has been disabled and can no longer sign in.",
+    "user-enabled": "The user has been enabled.",
+    "password-reset": "The password has been reset.",
 }
 
 
@@ -160,13 +175,16 @@ def _plain_error(status: int, zh: str, en: str) -> HTMLResponse:
     return HTMLResponse(body, status_code=status)
 
 
-def _handle(request: Request, form, view: Callable, roles: tuple[str, ...] | None) -> Response:
+def _handle(request: Request, form, view: Callable, roles: tuple[str, ...] | None, too_large: bool = False) -> Response:
     store: Store = request.app.state.store
     settings: Settings = request.app.state.settings
     code = request.path_params.get("tenant") or settings.default_tenant
     try:
         with store.engine.connect() as conn:
             tenant = tenancy.get_tenant(conn, code)
+            principal = _principal(request, tenant)
+            if principal is not None and principal.user_id and not tenancy.is_active_user(conn, principal.user_id):
+                principal = None  # a disabled account's session ends at once
     except NotFound:
         return _plain_error(404, "医院不存在", "No such hospital")
     base = f"/t/{tenant.code}" if "tenant" in request.path_params else ""
@@ -181,10 +199,15 @@ def _handle(request: Request, form, view: Callable, roles: tuple[str, ...] | Non
         base,
         lang,
         Translator(lang),
-        _principal(request, tenant),
+        principal,
         csrf or secrets.token_urlsafe(32),
         dict(form.items()) if form is not None else {},
     )
+    if too_large:
+        response = page.render(
+            "error.html", status=413, message=page._("What you sent is too large. Please send a smaller file.")
+        )
+        return _finish(page, response, csrf_new=not csrf, query_lang=query_lang)
     if request.method == "POST":
         sent = str(page.form.get("csrf", ""))
         if not csrf or not sent or not hmac.compare_digest(csrf, sent):
@@ -227,13 +250,28 @@ def _finish(page: Page, response: Response, *, csrf_new: bool, query_lang: str |
     return response
 
 
-def page(path: str, methods: tuple[str, ...] = ("GET",), roles: tuple[str, ...] | None = None):
-    """Registers a view at /t/{tenant}<path> and at <path> (default tenant)."""
+def page(
+    path: str,
+    methods: tuple[str, ...] = ("GET",),
+    roles: tuple[str, ...] | None = None,
+    max_body: int = 2 * 1024 * 1024,
+):
+    """Registers a view at /t/{tenant}<path> and at <path> (default tenant). A POST body larger than
+    `max_body` (by its Content-Length) is refused with 413 before it is read."""
 
     def decorate(view: Callable) -> Callable:
         async def endpoint(request: Request) -> Response:
-            form = await request.form() if request.method == "POST" else None
-            return await run_in_threadpool(_handle, request, form, view, roles)
+            try:
+                too_large = int(request.headers.get("content-length") or 0) > max_body
+            except ValueError:
+                too_large = True
+            if request.method != "POST" or too_large:
+                return await run_in_threadpool(_handle, request, None, view, roles, too_large)
+            form = await request.form()
+            try:
+                return await run_in_threadpool(_handle, request, form, view, roles)
+            finally:
+                await form.close()  # uploaded files are spooled to temporary files
 
         endpoint.__name__ = f"portal_{view.__name__}"
         for prefix in ("/t/{tenant}", ""):
@@ -451,12 +489,20 @@ def records(p: Page) -> Response:
         conditions = _search(repo, "Condition", [("patient", me), ("_sort", "-recorded-date")])
         labs = _search(repo, "Observation", [("patient", me), ("category", "laboratory"), ("_sort", "-date")])
         prescriptions = _search(repo, "MedicationRequest", [("patient", me), ("_sort", "-authoredon")])
+        online = ONLINE_PRESCRIPTION_TAG["code"]
+        deliveries = {
+            rx["id"]: telehealth.prescription_status(repo, rx["id"])["delivery"]
+            for rx in prescriptions
+            if rx.get("status") in ("active", "completed")
+            and any(t.get("code") == online for t in (rx.get("meta") or {}).get("tag") or [])
+        }
     return p.render(
         "records.html",
         encounters=encounters,
         conditions=conditions,
         labs=service.lab_trends(labs),
         prescriptions=prescriptions,
+        deliveries=deliveries,
         concept=_concept_text,
         online_tag=ONLINE_PRESCRIPTION_TAG["code"],
     )
@@ -705,6 +751,8 @@ def _consult_page(p: Page, consult_id: str, error: str | None = None, status: in
     return p.render(
         "consult.html",
         status=status,
+        image_types=",".join(sorted(IMAGE_TYPES)),
+        max_image_mb=MAX_IMAGE_BYTES // (1024 * 1024),
         view=view,
         enc=enc,
         messages=messages,
@@ -733,10 +781,52 @@ def _consult_action(p: Page, consult_id: str, action: Callable[[Repository], obj
     return p.redirect(f"/consults/{consult_id}")
 
 
-@page("/consults/{consult_id}/message", ("POST",), roles=(*PATIENT, "physician"))
+def _uploaded_image(p: Page) -> dict | None:
+    """The image of a message form as telehealth takes it; its type and size are checked there. At most one
+    byte more than allowed is read, enough for telehealth to refuse it."""
+    upload = p.form.get("image")
+    if not isinstance(upload, UploadFile):
+        return None
+    upload.file.seek(0)
+    raw = upload.file.read(MAX_IMAGE_BYTES + 1)
+    if not raw:
+        return None  # no file chosen
+    return {
+        "content_type": upload.content_type or "",
+        "data": base64.b64encode(raw).decode(),
+        "title": _text(p.form, "image_title", 200) or None,
+    }
+
+
+@page("/consults/{consult_id}/message", ("POST",), roles=(*PATIENT, "physician"), max_body=UPLOAD_LIMIT)
 def message(p: Page, consult_id: str) -> Response:
     text = _text(p.form, "text", 10_000)
-    return _consult_action(p, consult_id, lambda repo: telehealth.post_message(repo, consult_id, text=text))
+    image = _uploaded_image(p)
+    return _consult_action(
+        p, consult_id, lambda repo: telehealth.post_message(repo, consult_id, text=text, image=image)
+    )
+
+
+@page("/consults/{consult_id}/messages/{message_id}/image", roles=(*PATIENT, "physician", "pharmacist"))
+def message_image(p: Page, consult_id: str, message_id: str) -> Response:
+    """An image of a consult message, for those who may see the consult; never cached or framed elsewhere."""
+    try:
+        index = int(p.request.query_params.get("n") or 0)
+    except ValueError:
+        index = -1
+    with p.repo() as repo:
+        image = telehealth.message_image(repo, consult_id, message_id, index)
+    known = image["content_type"] in IMAGE_TYPES
+    return Response(
+        image["data"],
+        media_type=image["content_type"] if known else "application/octet-stream",
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Content-Disposition": "inline" if known else "attachment",
+        },
+    )
 
 
 @page("/consults/{consult_id}/cancel", ("POST",), roles=PATIENT)
@@ -829,7 +919,14 @@ def review_queue(p: Page) -> Response:
             telehealth.prescription_status(repo, m.id)
             for m in repo.search("MedicationRequest", [("status", "active"), ("_tag", tag), ("_count", "200")]).matches
         ]
-    return p.render("review.html", drafts=drafts, approved=[a for a in approved if not a["dispense"]], error=None)
+    delivering = [a for a in approved if a["delivery"] and a["delivery"]["status"] != DELIVERY_STEPS[-1]]
+    return p.render(
+        "review.html",
+        drafts=drafts,
+        approved=[a for a in approved if not a["dispense"]],
+        delivering=delivering,
+        error=None,
+    )
 
 
 def _review_action(p: Page, action: Callable[[Repository], object], msg: str) -> Response:
@@ -858,6 +955,12 @@ def reject(p: Page, rx_id: str) -> Response:
 @page("/prescriptions/{rx_id}/dispense", ("POST",), roles=("pharmacist",))
 def dispense(p: Page, rx_id: str) -> Response:
     return _review_action(p, lambda repo: telehealth.dispense(repo, rx_id), "dispensed")
+
+
+@page("/prescriptions/{rx_id}/delivery", ("POST",), roles=("pharmacist",))
+def delivery(p: Page, rx_id: str) -> Response:
+    step, note = _text(p.form, "status", 40), _text(p.form, "note", 500) or None
+    return _review_action(p, lambda repo: telehealth.update_delivery(repo, rx_id, step=step, note=note), "delivery")
 
 
 # --- admin -------------------------------------------------------------------------------------------------
@@ -928,3 +1031,131 @@ def slots(p: Page) -> Response:
     except XinglinError as exc:
         return _admin_page(p, status=exc.status, slots_error=(exc.element, p.error(exc)), slot_values=values)
     return p.redirect("/admin", msg="slots", made=str(len(made)))
+
+
+# --- admin: users ------------------------------------------------------------------------------------------
+
+
+def _practitioners(p: Page) -> dict[str, str]:
+    """The tenant's Practitioners, id -> name, for linking staff accounts to their real-name record."""
+    with p.repo() as repo:
+        found = _search(repo, "Practitioner", [])
+    names = {}
+    for r in found:
+        name = (r.get("name") or [{}])[0]
+        names[r["id"]] = name.get("text") or "".join([name.get("family", ""), *name.get("given", [])]) or r["id"]
+    return names
+
+
+def _users_page(p: Page, *, status: int = 200, error=None, values=None) -> Response:
+    q = p.request.query_params
+    role, query = q.get("role") or "", (q.get("q") or "").strip()[:128]
+    if role not in tenancy.ROLES:
+        role = ""
+    with p.store.engine.connect() as conn:
+        users = tenancy.list_users(conn, p.tenant.code, role=role or None, query=query, actor=p.principal)
+    return p.render(
+        "users.html",
+        status=status,
+        users=users,
+        role=role,
+        query=query,
+        roles=tenancy.ROLES,
+        staff_roles=tenancy.STAFF_ROLES,
+        practitioners=_practitioners(p),
+        error=error,
+        values=values or {"role": "physician"},
+        min_password=tenancy.MIN_PASSWORD,
+    )
+
+
+@page("/admin/users", ("GET", "POST"), roles=("admin",))
+def users(p: Page) -> Response:
+    if p.request.method == "GET":
+        return _users_page(p)
+    values = {k: _text(p.form, k, 200) for k in ("username", "display_name", "role", "practitioner")}
+    try:
+        if values["practitioner"]:
+            with p.repo() as repo:  # the real-name record exists in this hospital (a read, audited)
+                try:
+                    repo.read("Practitioner", values["practitioner"])
+                except NotFound:
+                    raise BadRequest(
+                        "所选医务人员不存在", "The chosen practitioner does not exist", element="practitioner_id"
+                    ) from None
+        with p.store.engine.begin() as conn:
+            tenancy.add_staff_user(
+                conn,
+                p.tenant.code,
+                values["username"],
+                str(p.form.get("password", "")),
+                values["role"],
+                display_name=values["display_name"],
+                practitioner_id=values["practitioner"] or None,
+                actor=p.principal,
+            )
+    except (NotAuthenticated, Forbidden):
+        raise
+    except XinglinError as exc:
+        return _users_page(p, status=exc.status, error=(exc.element, p.error(exc)), values=values)
+    return p.redirect("/admin/users", msg="user-added")
+
+
+def _user_page(p: Page, username: str, *, status: int = 200, error=None) -> Response:
+    with p.store.engine.connect() as conn:
+        account = tenancy.get_user(conn, p.tenant.code, username)
+    return p.render(
+        "user.html",
+        status=status,
+        account=account,
+        practitioners=_practitioners(p),
+        error=error,
+        min_password=tenancy.MIN_PASSWORD,
+    )
+
+
+@page("/admin/users/{username}", roles=("admin",))
+def user_detail(p: Page, username: str) -> Response:
+    return _user_page(p, username)
+
+
+def _user_change(p: Page, username: str, change: Callable, msg: str) -> Response:
+    try:
+        with p.store.engine.begin() as conn:
+            change(conn)
+    except (NotAuthenticated, Forbidden, NotFound):
+        raise
+    except XinglinError as exc:
+        return _user_page(p, username, status=exc.status, error=(exc.element, p.error(exc)))
+    return p.redirect(f"/admin/users/{quote(username, safe='')}", msg=msg)
+
+
+@page("/admin/users/{username}/disable", ("POST",), roles=("admin",))
+def disable_user(p: Page, username: str) -> Response:
+    return _user_change(
+        p,
+        username,
+        lambda conn: tenancy.set_user_active(conn, p.tenant.code, username, False, actor=p.principal),
+        "user-disabled",
+    )
+
+
+@page("/admin/users/{username}/enable", ("POST",), roles=("admin",))
+def enable_user(p: Page, username: str) -> Response:
+    return _user_change(
+        p,
+        username,
+        lambda conn: tenancy.set_user_active(conn, p.tenant.code, username, True, actor=p.principal),
+        "user-enabled",
+    )
+
+
+@page("/admin/users/{username}/password", ("POST",), roles=("admin",))
+def reset_password(p: Page, username: str) -> Response:
+    password = str(p.form.get("password", ""))
+    return _user_change(
+        p,
+        username,
+        lambda conn: tenancy.reset_password(conn, p.tenant.code, username, password, actor=p.principal),
+        "password-reset",
+    )

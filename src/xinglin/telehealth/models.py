@@ -56,7 +56,13 @@ ATC = "http://www.whocc.no/atc"
 GUARDIAN_AGE = 6  # a child under 6 needs a guardian present (互联网诊疗管理办法 第十七条)
 REAL_NAME_TTL_SECONDS = 300
 IN_PERSON_CLASSES = frozenset({"AMB", "IMP"})
-IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp", "image/heic"})
+# Images in consult messages: the formats every browser shows, recognised by their first bytes as well.
+IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/webp"})
+IMAGE_SIGNATURES = {
+    "image/jpeg": lambda raw: raw[:3] == b"\xff\xd8\xff",
+    "image/png": lambda raw: raw[:8] == b"\x89PNG\r\n\x1a\n",
+    "image/webp": lambda raw: raw[:4] == b"RIFF" and raw[8:12] == b"WEBP",
+}
 MAX_IMAGE_BYTES = 5 * 1024 * 1024
 
 # workflow state <-> Encounter.status

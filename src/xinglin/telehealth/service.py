@@ -48,6 +48,7 @@ from xinglin.telehealth.models import (
     DEPARTMENTS,
     FOLLOW_UP_OF,
     GUARDIAN_AGE,
+    IMAGE_SIGNATURES,
     IMAGE_TYPES,
     IN_PERSON_CLASSES,
     MACHINE_GENERATED,
@@ -505,6 +506,12 @@ def _image_attachment(image: dict) -> dict:
         raise InvalidResource("图片数据应为 base64 编码", "The image data must be base64-encoded", element="image.data")
     if len(raw) > MAX_IMAGE_BYTES:
         raise InvalidResource("图片不能超过 5 MB", "The image must not exceed 5 MB", element="image.data")
+    if not IMAGE_SIGNATURES[content_type](raw):
+        raise InvalidResource(
+            f"图片内容不是 {content_type} 格式的图片",
+            f"The image data is not a {content_type} image",
+            element="image.data",
+        )
     attachment = {
         "contentType": content_type,
         "data": base64.b64encode(raw).decode(),
@@ -519,6 +526,25 @@ def _image_attachment(image: dict) -> dict:
 def list_messages(repo: Repository, consult_id: str) -> list[StoredResource]:
     get_consult(repo, consult_id)
     return repo.search("Communication", [("encounter", f"Encounter/{consult_id}"), ("_count", "1000")]).matches
+
+
+def message_image(repo: Repository, consult_id: str, message_id: str, index: int = 0) -> dict:
+    """The `index`-th image of a consult message, as {"content_type", "data" (bytes), "title"}, for whoever may
+    see the consult (policy-checked and audited like any read); NotFound when it is not in that consult."""
+    get_consult(repo, consult_id)
+    try:
+        message = repo.read("Communication", message_id).as_dict()
+    except (NotFound, Gone):
+        message = {}
+    images = [part["contentAttachment"] for part in message.get("payload") or [] if part.get("contentAttachment")]
+    if (message.get("encounter") or {}).get("reference") != f"Encounter/{consult_id}" or not 0 <= index < len(images):
+        raise NotFound("未找到该图片", "The image was not found", element="image")
+    attachment = images[index]
+    return {
+        "content_type": (attachment.get("contentType") or "").lower(),
+        "data": base64.b64decode(attachment.get("data") or ""),
+        "title": attachment.get("title"),
+    }
 
 
 # --- closing ----------------------------------------------------------------------------------------------
@@ -951,7 +977,23 @@ def prescription_status(repo: Repository, prescription_id: str) -> dict:
                         {"status": step, "status_zh": DELIVERY_ZH[step], "at": v.as_dict()["meta"]["lastUpdated"]}
                     )
             current = _step_of(task.as_dict())
-            view["delivery"] = {"status": current, "status_zh": DELIVERY_ZH[current], "history": steps}
+            reached = {s["status"]: s["at"] for s in steps}
+            view["delivery"] = {
+                "status": current,
+                "status_zh": DELIVERY_ZH[current],
+                "history": steps,
+                "next": DELIVERY_STEPS[DELIVERY_STEPS.index(current) + 1 :],
+                "steps": [
+                    {
+                        "status": step,
+                        "status_zh": DELIVERY_ZH[step],
+                        "done": i <= DELIVERY_STEPS.index(current),
+                        "current": step == current,
+                        "at": reached.get(step),
+                    }
+                    for i, step in enumerate(DELIVERY_STEPS)
+                ],
+            }
     return view
 
 

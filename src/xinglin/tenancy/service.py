@@ -1,17 +1,22 @@
-"""Tenants and users: creating them, signing in. Each change is audited in its own transaction."""
+"""Tenants and users: creating them, signing in, managing staff accounts.
+
+Each change is one function that works on the caller's connection (`with engine.begin() as conn:`), so the
+change and its audit record are committed, or rolled back, together. `actor` is either a name (the command
+line, registration) or the Principal of the signed-in administrator, whose role and address are audited.
+"""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from xinglin.core.clock import utcnow
 from xinglin.core.config import Settings
-from xinglin.core.errors import BadRequest, Conflict, NotAuthenticated, NotFound
+from xinglin.core.errors import BadRequest, Conflict, Forbidden, NotAuthenticated, NotFound
 from xinglin.security.passwords import DUMMY_HASH, hash_password, verify_password
 from xinglin.security.policy import ROLE_SCOPES
 from xinglin.security.principal import Principal
@@ -20,6 +25,10 @@ from xinglin.tenancy.models import ROLES, tenant, user_account
 
 _CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,63}$")
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+MIN_PASSWORD = 8
+# Roles an administrator gives staff accounts: patients register themselves (linked to their Patient) and
+# integration clients sign in with client credentials only, so neither is created from the admin pages.
+STAFF_ROLES = tuple(r for r in ROLES if r not in ("patient", "integration"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,10 +48,28 @@ def _now():
     return utcnow().replace(tzinfo=None)
 
 
-def _admin_entry(actor: str, action: str, tenant_id: int | None, detail: str) -> audit.AuditEntry:
+def _admin_entry(actor: str | Principal, action: str, tenant_id: int | None, detail: str) -> audit.AuditEntry:
+    if isinstance(actor, Principal):
+        return audit.AuditEntry(
+            principal=actor.label,
+            role=actor.role,
+            action=action,
+            tenant_id=tenant_id,
+            client_address=actor.client_address,
+            detail=detail,
+            purpose="HOPERAT",
+        )
     return audit.AuditEntry(
         principal=actor, role="system", action=action, tenant_id=tenant_id, detail=detail, purpose="HOPERAT"
     )
+
+
+def check_password(password: str) -> None:
+    """The password rules every account follows (creation and reset)."""
+    if len(password) < MIN_PASSWORD:
+        raise BadRequest(
+            f"密码至少 {MIN_PASSWORD} 位", f"Password must be at least {MIN_PASSWORD} characters", element="password"
+        )
 
 
 def create_tenant(
@@ -125,7 +152,7 @@ def create_user(
     practitioner_id: str | None = None,
     display_name: str = "",
     scopes: str | None = None,
-    actor: str = "cli",
+    actor: str | Principal = "cli",
 ) -> int:
     t = get_tenant(conn, tenant_code)
     if role not in ROLES:
@@ -140,8 +167,7 @@ def create_user(
             "Username must be 2-128 letters, digits or ._@+-",
             element="username",
         )
-    if len(password) < 8:
-        raise BadRequest("密码至少 8 位", "Password must be at least 8 characters", element="password")
+    check_password(password)
     if role == "patient" and not patient_id:
         raise BadRequest(
             "患者用户必须关联一个 Patient（--patient-id）",
@@ -313,3 +339,158 @@ def update_branding(conn: Connection, code: str, changes: dict, *, actor: str = 
         conn.execute(update(tenant).where(tenant.c.id == t.id).values(**values))
         audit.append(conn, [_admin_entry(actor, "update", t.id, "branding " + ",".join(sorted(values)))])
     return get_tenant(conn, code)
+
+
+# --- user management (the admin pages) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    id: int
+    username: str
+    role: str
+    display_name: str
+    patient_id: str | None
+    practitioner_id: str | None
+    active: bool
+    locked_until: datetime | None
+    created_at: datetime
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_until is not None and self.locked_until > _now()
+
+
+def _user_info(row) -> UserInfo:
+    return UserInfo(
+        row.id,
+        row.username,
+        row.role,
+        row.display_name or "",
+        row.patient_id,
+        row.practitioner_id,
+        bool(row.active),
+        row.locked_until,
+        row.created_at,
+    )
+
+
+def _require_admin(actor: str | Principal, t: Tenant) -> None:
+    """A signed-in actor must be an administrator of this very tenant (names stand for operators and jobs)."""
+    if isinstance(actor, Principal) and not (actor.role in ("admin", "system") and actor.tenant_id == t.id):
+        raise Forbidden("只有本租户的管理员可以管理用户", "Only this tenant's administrators may manage its users")
+
+
+def _user_row(conn: Connection, t: Tenant, username: str):
+    row = conn.execute(
+        select(user_account).where(user_account.c.tenant_id == t.id, user_account.c.username == username)
+    ).first()
+    if row is None:
+        raise NotFound(f"用户 {username} 不存在", f"User {username} does not exist", element="username")
+    return row
+
+
+def list_users(
+    conn: Connection,
+    tenant_code: str,
+    *,
+    role: str | None = None,
+    query: str | None = None,
+    limit: int = 200,
+    actor: str | Principal = "cli",
+) -> list[UserInfo]:
+    """A tenant's accounts (staff first, then by user name), optionally of one role or matching a name."""
+    t = get_tenant(conn, tenant_code)
+    _require_admin(actor, t)
+    stmt = select(user_account).where(user_account.c.tenant_id == t.id)
+    if role:
+        if role not in ROLES:
+            raise BadRequest(
+                f"未知角色 {role}（可选：{', '.join(ROLES)}）",
+                f"Unknown role {role} (one of {', '.join(ROLES)})",
+                element="role",
+            )
+        stmt = stmt.where(user_account.c.role == role)
+    if query and query.strip():
+        pattern = "%" + query.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            user_account.c.username.like(pattern, escape="\\") | user_account.c.display_name.like(pattern, escape="\\")
+        )
+    stmt = stmt.order_by((user_account.c.role == "patient").asc(), user_account.c.username).limit(limit)
+    return [_user_info(row) for row in conn.execute(stmt)]
+
+
+def get_user(conn: Connection, tenant_code: str, username: str) -> UserInfo:
+    return _user_info(_user_row(conn, get_tenant(conn, tenant_code), username))
+
+
+def add_staff_user(
+    conn: Connection,
+    tenant_code: str,
+    username: str,
+    password: str,
+    role: str,
+    *,
+    display_name: str = "",
+    practitioner_id: str | None = None,
+    actor: str | Principal,
+) -> UserInfo:
+    """An administrator adds a staff account (any role but patient and integration); audited."""
+    t = get_tenant(conn, tenant_code)
+    _require_admin(actor, t)
+    if role not in STAFF_ROLES:
+        raise BadRequest(
+            f"工作人员角色应为 {'、'.join(STAFF_ROLES)} 之一",
+            f"A staff role must be one of {', '.join(STAFF_ROLES)}",
+            element="role",
+        )
+    create_user(
+        conn,
+        tenant_code,
+        username,
+        password,
+        role,
+        practitioner_id=practitioner_id or None,
+        display_name=display_name.strip()[:200],
+        actor=actor,
+    )
+    return get_user(conn, tenant_code, username)
+
+
+def set_user_active(
+    conn: Connection, tenant_code: str, username: str, active: bool, *, actor: str | Principal
+) -> UserInfo:
+    """Disables an account (it can no longer sign in; its sessions end) or enables it again; audited."""
+    t = get_tenant(conn, tenant_code)
+    _require_admin(actor, t)
+    row = _user_row(conn, t, username)
+    if not active and isinstance(actor, Principal) and actor.user_id == row.id:
+        raise Conflict("不能停用自己的账户", "You cannot disable your own account", element="username")
+    if bool(row.active) != active:
+        conn.execute(update(user_account).where(user_account.c.id == row.id).values(active=active))
+        detail = f"user {username} {'enabled' if active else 'disabled'}"
+        audit.append(conn, [_admin_entry(actor, "update", t.id, detail)])
+    return get_user(conn, tenant_code, username)
+
+
+def reset_password(
+    conn: Connection, tenant_code: str, username: str, new_password: str, *, actor: str | Principal
+) -> UserInfo:
+    """Sets a new password (same rules as at creation) and lifts a lockout; audited."""
+    t = get_tenant(conn, tenant_code)
+    _require_admin(actor, t)
+    row = _user_row(conn, t, username)
+    check_password(new_password)
+    conn.execute(
+        update(user_account)
+        .where(user_account.c.id == row.id)
+        .values(password_hash=hash_password(new_password), failed_logins=0, locked_until=None)
+    )
+    audit.append(conn, [_admin_entry(actor, "update", t.id, f"user {username} password reset")])
+    return get_user(conn, tenant_code, username)
+
+
+def is_active_user(conn: Connection, user_id: int) -> bool:
+    """Whether an account still exists and is enabled (a disabled user's session ends at its next request)."""
+    found = conn.execute(select(user_account.c.active).where(user_account.c.id == user_id)).scalar_one_or_none()
+    return bool(found)
