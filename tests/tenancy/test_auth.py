@@ -193,3 +193,21 @@ def test_passwords_are_argon2_hashed(database, hospital):
     assert stored.startswith("$argon2id$")
     assert "Plain#Text99" not in stored
     time.sleep(0)
+
+
+def test_a_disabled_accounts_tokens_stop_working(client, staff, monkeypatch):
+    from xinglin.api import deps
+
+    r = _token(client, grant_type="password", username="dr.wang", password="Correct#Horse1", tenant=staff.code)
+    h = {"Authorization": f"Bearer {r.json()['access_token']}"}
+    assert client.get(f"{FHIR}/Patient", headers=h).status_code == 200
+    with staff.app.state.store.engine.begin() as conn:
+        tenancy.set_user_active(conn, staff.code, "dr.wang", False, actor="cli")
+    # each worker remembers an account's state for ACCOUNT_RECHECK_SECONDS; here that time has passed
+    monkeypatch.setattr(deps, "ACCOUNT_RECHECK_SECONDS", 0.0)
+    refused = client.get(f"{FHIR}/Patient", headers=h)
+    assert refused.status_code == 401
+    assert refused.json()["issue"][0]["diagnostics"] == "This account has been disabled"
+    with staff.app.state.store.engine.begin() as conn:
+        tenancy.set_user_active(conn, staff.code, "dr.wang", True, actor="cli")
+    assert client.get(f"{FHIR}/Patient", headers=h).status_code == 200
