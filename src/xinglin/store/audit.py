@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import orjson
-from sqlalchemy import Connection, insert, select, text, update
+from sqlalchemy import Connection, bindparam, insert, select, text, update
 
 from xinglin.core.clock import fhir_instant, utcnow
 from xinglin.store.models import audit_lane, audit_record
@@ -91,12 +91,22 @@ def ensure_lanes(conn: Connection, lanes: int) -> None:
         conn.execute(insert(audit_lane), missing)
 
 
+_HEAD = select(audit_lane.c.lane, audit_lane.c.seq, audit_lane.c.head_hash)
+_HEAD_OF_LANE = _HEAD.where(audit_lane.c.lane == bindparam("lane"))
+_INSERT_RECORDS = insert(audit_record)
+_MOVE_HEAD = (
+    update(audit_lane)
+    .where(audit_lane.c.lane == bindparam("at_lane"))
+    .values(seq=bindparam("new_seq"), head_hash=bindparam("new_hash"))
+)
+
+
 def _lock_a_lane(conn: Connection) -> tuple[int, int, str]:
-    head = select(audit_lane.c.lane, audit_lane.c.seq, audit_lane.c.head_hash)
+    head = _HEAD
     start = random.randrange(lane_count(conn))
     if conn.dialect.name != "postgresql":
         # SQLite: the unit of work already holds the database write lock (BEGIN IMMEDIATE).
-        return tuple(conn.execute(head.where(audit_lane.c.lane == start)).one())
+        return tuple(conn.execute(_HEAD_OF_LANE, {"lane": start}).one())
     # Take the first free lane from a random start (wrapping round); wait only when all are busy.
     for query in (
         head.where(audit_lane.c.lane >= start).order_by(audit_lane.c.lane).limit(1).with_for_update(skip_locked=True),
@@ -230,8 +240,8 @@ def append(conn: Connection, entries: list[AuditEntry], *, synchronous: bool = T
         row = {"lane": lane, "seq": seq, **_row(e), "prev_hash": prev}
         row["hash"] = prev = record_hash(row)
         rows.append(row)
-    conn.execute(insert(audit_record), rows)
-    conn.execute(update(audit_lane).where(audit_lane.c.lane == lane).values(seq=seq, head_hash=prev))
+    conn.execute(_INSERT_RECORDS, rows)
+    conn.execute(_MOVE_HEAD, {"at_lane": lane, "new_seq": seq, "new_hash": prev})
 
 
 @dataclass

@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 import anyio
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, text, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import IntegrityError
 
@@ -277,14 +277,8 @@ class Repository:
         return self._current(rtype, rid, lock=True)
 
     def _current(self, rtype: str, rid: str, *, lock: bool = False):
-        query = select(resource).where(
-            resource.c.tenant_id == self.principal.tenant_id,
-            resource.c.resource_type == rtype,
-            resource.c.id == rid,
-        )
-        if lock and self.conn.dialect.name == "postgresql":
-            query = query.with_for_update()
-        return self.conn.execute(query).first()
+        query = _CURRENT_LOCKED if lock and self.conn.dialect.name == "postgresql" else _CURRENT
+        return self.conn.execute(query, {"tenant": self.principal.tenant_id, "rtype": rtype, "rid": rid}).first()
 
     def read(self, rtype: str, rid: str) -> StoredResource:
         access = self._authorize("read", rtype, rid)
@@ -542,23 +536,24 @@ class Repository:
                 index[kind].extend(entries)
         for kind, entries in index.items():
             if entries:
-                self.conn.execute(insert(INDEX_TABLES[kind]), entries)
+                self.conn.execute(_INSERT_INDEX[kind], entries)
 
     def _clear_index(self, pk: int) -> None:
-        for table in INDEX_TABLES.values():
-            self.conn.execute(delete(table).where(table.c.resource_pk == pk))
+        for statement in _CLEAR_INDEX:
+            self.conn.execute(statement, {"pk": pk})
 
     def _version_row(self, rtype: str, rid: str, version: int, now: datetime, method: str, content: bytes | None):
         self.conn.execute(
-            insert(resource_version).values(
-                tenant_id=self.principal.tenant_id,
-                resource_type=rtype,
-                id=rid,
-                version_id=version,
-                last_updated=now,
-                method=method,
-                content=content,
-            )
+            _INSERT_VERSION,
+            {
+                "tenant_id": self.principal.tenant_id,
+                "resource_type": rtype,
+                "id": rid,
+                "version_id": version,
+                "last_updated": now,
+                "method": method,
+                "content": content,
+            },
         )
 
     def create(
@@ -719,9 +714,7 @@ class Repository:
             replaced = self.conn.execute(statement, params | index_params).scalar_one()  # one round trip
         else:
             replaced = self.conn.execute(
-                update(resource)
-                .where(and_(resource.c.pk == current.pk, resource.c.version_id == current.version_id))
-                .values(version_id=version, last_updated=now, deleted=deleted, content=content)
+                _REPLACE_CURRENT, params | {"at_pk": current.pk, "new_deleted": deleted, "new_content": content}
             ).rowcount
             if replaced == 1:
                 self._clear_index(current.pk)
@@ -847,6 +840,29 @@ def _locked_resource(table):
 
 def _sees_locked(principal: Principal) -> bool:
     return principal.role in ("admin", "system")
+
+
+# Statements of the per-resource path, built once: building them per call costs more than running them on
+# SQLite.
+_CURRENT = select(resource).where(
+    resource.c.tenant_id == bindparam("tenant"),
+    resource.c.resource_type == bindparam("rtype"),
+    resource.c.id == bindparam("rid"),
+)
+_CURRENT_LOCKED = _CURRENT.with_for_update()
+_CLEAR_INDEX = [delete(t).where(t.c.resource_pk == bindparam("pk")) for t in INDEX_TABLES.values()]
+_INSERT_INDEX = {kind: insert(t) for kind, t in INDEX_TABLES.items()}
+_INSERT_VERSION = insert(resource_version)
+_REPLACE_CURRENT = (
+    update(resource)
+    .where(resource.c.pk == bindparam("at_pk"), resource.c.version_id == bindparam("seen"))
+    .values(
+        version_id=bindparam("version"),
+        last_updated=bindparam("now"),
+        deleted=bindparam("new_deleted"),
+        content=bindparam("new_content"),
+    )
+)
 
 
 # Store._read_in_one_statement: the current, visible row and its audit record (chained like any other; the
