@@ -1,6 +1,7 @@
 """Store.read and Store.read_async (the asynchronous pool on PostgreSQL) give the same answers and audit alike."""
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
@@ -48,7 +49,9 @@ def test_read_and_read_async_agree(database, hospital):
         finally:
             await store.close_async_pool()
 
-    found = asyncio.run(reads())
+    # a loop of its own, in a thread of its own (other tests may leave one running in this thread)
+    with ThreadPoolExecutor(1) as runner:
+        found = runner.submit(asyncio.run, reads()).result()
     assert found.content == store.read(doctor, "Patient", pid).content
     assert (found.id, found.version_id) == (pid, 1)
     assert _reads(database, hospital.id) == [
