@@ -30,8 +30,41 @@ import numpy as np
 from xinglin.triage import safety
 from xinglin.triage.models import RED_FLAG_CODES
 
-SETS = ("triage_eval", "triage_dev", "triage_eval_blind2", "triage_eval_blind3", "triage_eval_blind4", "triage_dev2")
+SETS = (
+    "triage_eval",
+    "triage_dev",
+    "triage_eval_blind2",
+    "triage_eval_blind3",
+    "triage_eval_blind4",
+    "triage_dev2",
+    "triage_eval_blind5",
+    "triage_eval_blind6",
+)
 CODES = tuple(c for c in RED_FLAG_CODES if c != "abnormal_vitals")
+# Harmless neighbours of danger wording, trained as complaints without any red flag (their own CV group): the
+# labelled sets hold few of them, and without them the model reads any cramp as a fit ("抽") and any itch after
+# a food allergen as anaphylaxis. Families, not test sentences; the rules alone decide these complaints.
+HARMLESS = (
+    "半夜腿抽筋 疼醒",
+    "脚抽筋了 一会就好",
+    "游泳时小腿抽筋",
+    "手指抽筋 伸不直",
+    "腿肚子抽筋 早上起来还有点酸",
+    "睡觉时腿抽了一下",
+    "眼皮老是跳",
+    "my calf cramped up at night",
+    "leg cramps at night",
+    "吃了虾 手上起了几个红点 有点痒 呼吸正常",
+    "吃了芒果 嘴角有点痒 别的没事",
+    "吃了海鲜 身上有点痒 不喘",
+    "吃了螃蟹 胳膊上有几个小包 喘气正常",
+    "被蚊子咬了 起了个包 很痒",
+    "换了洗衣液 身上有点痒",
+    "吃了花生 身上有点痒 没有别的不舒服",
+    "had shrimp and now a bit itchy on my arms, breathing fine",
+    "mild itchy rash after a new soap",
+)
+
 DIM = 1 << 18
 SEED = 20240607
 EPOCHS = 300
@@ -216,6 +249,11 @@ def cross_validate(rows: list[dict[str, Any]], x_docs: list[list[str]], y: np.nd
     return oof, groups
 
 
+def _rate(hits: np.ndarray) -> float | None:
+    """Share of true values, or None for a group without any (the harmless wordings hold no flags)."""
+    return round(float(hits.mean()), 4) if hits.size else None
+
+
 def cv_report(rows, y, oof, groups, thresholds, rule_hits, quiet) -> dict[str, Any]:
     report: dict[str, Any] = {"per_code": {}, "per_fold": {}}
     levels = np.array([r.get("level") or 4 for r in rows])
@@ -242,9 +280,9 @@ def cv_report(rows, y, oof, groups, thresholds, rule_hits, quiet) -> dict[str, A
         raised = (ff & ~rh).any(axis=1) & (levels[m] >= 3)
         report["per_fold"][g] = {
             "flags_expected": int(yy.sum()),
-            "model_recall": round(float(ff[yy].mean()), 4),
-            "rules_recall": round(float(rh[yy].mean()), 4),
-            "rules_or_model_recall": round(float((ff | rh)[yy].mean()), 4),
+            "model_recall": _rate(ff[yy]),
+            "rules_recall": _rate(rh[yy]),
+            "rules_or_model_recall": _rate((ff | rh)[yy]),
             "cases_without_flags": int((~yy.any(axis=1)).sum()),
             "of_which_model_adds_a_flag": int(new_wrong_cases),
             "true_level_3_4_cases": int((levels[m] >= 3).sum()),
@@ -297,12 +335,13 @@ def main(argv: list[str] | None = None) -> int:
     np.random.seed(SEED)  # nothing is drawn at random today; kept so any future sampling is seeded
 
     rows = read_rows(args.data_dir)
+    rows += [{"text": t, "red_flags": [], "level": 4, "_set": "harmless"} for t in HARMLESS]
     docs = featurise(rows)
     y = labels(rows)
     print(f"{len(rows)} complaints, {int(y.sum())} red flags over {len(CODES)} codes", file=sys.stderr)
     report: dict[str, Any] = {
         "n": len(rows),
-        "sets": list(SETS),
+        "sets": [*SETS, "harmless"],
         "target_recall": args.target_recall,
         "max_false_alarm": args.max_false_alarm,
     }
