@@ -10,7 +10,7 @@ Pipeline for one string (all in-process, no network, a few milliseconds):
    * rewrite rules learned from training pairs: site + text suffix -> site + name suffix
      (结肠腺癌 -> 结肠 + 恶性肿瘤, 肝转移 -> 肝 + 继发恶性肿瘤);
    * character uni/bi-gram TF-IDF nearest names for the whole text and for each explicit segment.
-3. A boosted-tree re-ranker (oblivious trees, NumPy only) scores every candidate from ~40 features;
+3. A boosted-tree re-ranker (LightGBM, stored as its text model) scores every candidate from ~40 features;
    all candidates above the tuned threshold are returned, best first, a name already covered by a longer
    accepted name dropped.
 
@@ -26,7 +26,7 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +37,8 @@ from xinglin.core.errors import XinglinError
 from xinglin.ingest.coding.codeset import Concept
 from xinglin.ingest.coding.text import bracket_variants, compact, normalise, segments
 
-FORMAT = "xinglin-dx-index/1"
-MODEL_FORMAT = "xinglin-dx-model/1"
+FORMAT = "xinglin-dx-index/2"
+MODEL_FORMAT = "xinglin-dx-model/2"
 DEFAULT_MODEL = Path(__file__).parent / "data" / "dx_model.npz"
 MAX_CODES = 20  # per input string
 LEX_MAX = 30  # longest name fragment looked up literally
@@ -146,12 +146,10 @@ class LearnedModel:
     rule_count: np.ndarray  # int32
     rule_prec: np.ndarray  # float32: how often the rule's candidate was right in training
     chapters: dict[str, int]  # ICD chapter letter -> gold count
-    trees_feat: np.ndarray  # int16 (T, D)
-    trees_thr: np.ndarray  # float64 (T, D): exact, features sit on the split values
-    trees_leaf: np.ndarray  # float32 (T, 2**D)
-    base: float
+    ranker: str  # LightGBM text model over FEATURES (empty: not trained yet, every candidate scores 0.5)
     threshold: float
     meta: dict[str, Any]
+    booster: Any = field(default=None, repr=False, compare=False)  # parsed ``ranker``, built on first use
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, **self.arrays())
@@ -161,7 +159,6 @@ class LearnedModel:
             **self.meta,
             "format": MODEL_FORMAT,
             "chapters": self.chapters,
-            "base": self.base,
             "threshold": self.threshold,
             "features": list(FEATURES),
         }
@@ -178,9 +175,7 @@ class LearnedModel:
             "model_rule_b": pack_strs(self.rule_b),
             "model_rule_count": self.rule_count.astype(np.int32),
             "model_rule_prec": self.rule_prec.astype(np.float32),
-            "model_trees_feat": self.trees_feat.astype(np.int16),
-            "model_trees_thr": self.trees_thr.astype(np.float64),
-            "model_trees_leaf": self.trees_leaf.astype(np.float32),
+            "model_ranker": pack_strs([self.ranker]),
         }
 
     @classmethod
@@ -202,10 +197,7 @@ class LearnedModel:
                 rule_count=np.asarray(z["model_rule_count"], dtype=np.int32),
                 rule_prec=np.asarray(z["model_rule_prec"], dtype=np.float32),
                 chapters={str(k): int(v) for k, v in meta["chapters"].items()},
-                trees_feat=np.asarray(z["model_trees_feat"], dtype=np.int64),
-                trees_thr=np.asarray(z["model_trees_thr"], dtype=np.float64),
-                trees_leaf=np.asarray(z["model_trees_leaf"], dtype=np.float32),
-                base=float(meta["base"]),
+                ranker="\n".join(unpack_strs(z["model_ranker"])),
                 threshold=float(meta["threshold"]),
                 meta=meta,
             )
@@ -228,13 +220,22 @@ class LearnedModel:
             and self.pt_offsets[-1] == len(self.pt_targets) == len(self.pt_target_counts)
             and (len(self.pt_targets) == 0 or (self.pt_targets.min() >= 0 and self.pt_targets.max() < nt))
             and len(self.rule_b) == nr == len(self.rule_count) == len(self.rule_prec)
-            and self.trees_feat.ndim == 2
-            and self.trees_thr.shape == self.trees_feat.shape
-            and self.trees_leaf.shape == (self.trees_feat.shape[0], 2 ** self.trees_feat.shape[1])
-            and (self.trees_feat.size == 0 or (self.trees_feat.min() >= 0 and self.trees_feat.max() < len(FEATURES)))
         )
         if not ok:
             raise ValueError("inconsistent array shapes or indexes")
+        if self.ranker and self.get_booster().num_feature() != len(FEATURES):
+            raise ValueError("the re-ranker was trained on another feature layout")
+
+    def get_booster(self) -> Any:
+        """The re-ranker as a LightGBM booster (parsed from text once; errors as ValueError)."""
+        if self.booster is None:
+            import lightgbm
+
+            try:
+                self.booster = lightgbm.Booster(model_str=self.ranker)
+            except lightgbm.basic.LightGBMError as exc:
+                raise ValueError(f"re-ranker: {exc}") from exc
+        return self.booster
 
 
 def load_model(path: str | Path = DEFAULT_MODEL) -> LearnedModel:
@@ -249,13 +250,10 @@ def load_model(path: str | Path = DEFAULT_MODEL) -> LearnedModel:
 
 
 def predict_trees(m: LearnedModel, X: np.ndarray) -> np.ndarray:
-    """Raw scores of oblivious trees: each tree compares the same feature/threshold at every node of a level."""
-    if m.trees_feat.size == 0:
-        return np.full(len(X), m.base)
-    bits = X[:, m.trees_feat] >= m.trees_thr  # (n, trees, depth)
-    depth = m.trees_feat.shape[1]
-    leaf = (bits * (1 << np.arange(depth - 1, -1, -1))).sum(2)
-    return m.base + m.trees_leaf[np.arange(m.trees_leaf.shape[0]), leaf].sum(1)
+    """Raw scores (log-odds) of the boosted trees, one per candidate row; one thread."""
+    if not m.ranker or len(X) == 0:
+        return np.zeros(len(X))
+    return np.asarray(m.get_booster().predict(X, raw_score=True, num_threads=1), dtype=np.float64)
 
 
 # --------------------------------------------------------------------------------------------------------------
