@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
 
 from xinglin.api.deps import StoreDep, current_principal
 from xinglin.core.clock import fhir_instant, utcnow
@@ -84,7 +85,12 @@ async def triage(request: Request, store: StoreDep) -> dict:
     except ValueError:
         raise BadRequest("请求体不是合法的 JSON", "The body is not valid JSON") from None
     patient_id = body.pop("patient", None) if isinstance(body, dict) else None
-    kwargs = check_request(body)
+    # The assessment and the database work run in the thread pool, off the event loop the worker's other
+    # requests share.
+    return await run_in_threadpool(_assess_and_keep, store, principal, patient_id, check_request(body))
+
+
+def _assess_and_keep(store, principal: Principal | None, patient_id: str | None, kwargs: dict) -> dict:
     result = assess(**kwargs)
     out = result.to_dict()
     if principal is not None:
