@@ -197,3 +197,56 @@ def test_the_patient_follows_the_delivery_the_pharmacist_moves_on(consult, app, 
     assert "氨氯地平片 5mg" not in pharmacist.get("/staff/prescriptions").text.split('id="h-delivering"')[1]
     english = patient.get(f"/consults/{cid}?lang=en").text
     assert _current_step(english) == "Delivered" and "On the way" in english and "(done)" in english
+
+
+def _follow_up(who, data: dict, files: dict):
+    page = who.get("/followup")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    return who.client.post(f"{who.base}/followup", data={"csrf": token, **data}, files=files, follow_redirects=False)
+
+
+def test_a_follow_up_based_on_an_uploaded_record_of_a_visit_elsewhere(portal, app, hospital, database):
+    portal.register()
+    portal.post("/consent", {"treatment": "yes", "online-consultation": "yes", "research": "no"})
+    form = portal.get("/followup").text
+    assert 'enctype="multipart/form-data"' in form
+    assert "在其他医院就诊过：上传该次就诊病历的照片" in form
+    assert '<label for="f-record-description">是哪次就诊的病历？（医院、日期、诊断）</label>' in form
+
+    no_description = _follow_up(
+        portal, {"basis": "upload", "department": "03.04"}, {"record": ("r.png", PNG, "image/png")}
+    )
+    assert no_description.status_code == 422
+    assert "请说明这是哪次就诊的病历（医院、日期、诊断）" in no_description.text
+    no_photo = _follow_up(
+        portal,
+        {"basis": "upload", "department": "03.04", "record_description": "市一院 2026-10-08 高血压"},
+        {"record": ("", b"", "application/octet-stream")},
+    )
+    assert no_photo.status_code == 422
+    assert "请上传既往就诊病历的照片" in no_photo.text
+    not_an_image = _follow_up(
+        portal,
+        {"basis": "upload", "department": "03.04", "record_description": "市一院 2026-10-08 高血压"},
+        {"record": ("r.png", b"%PDF-1.4 not a png", "image/png")},
+    )
+    assert not_an_image.status_code == 422
+    with portal.store.unit_of_work(system_principal(hospital.id, hospital.code)) as repo:
+        assert repo.search("DocumentReference", [("_summary", "count")]).total == 0  # nothing half-written
+
+    r = _follow_up(
+        portal,
+        {"basis": "upload", "department": "03.04", "record_description": "市一院 2026-10-08 高血压"},
+        {"record": ("r.png", PNG, "image/png")},
+    )
+    assert r.status_code == 303
+    cid = r.headers["location"].rsplit("/", 1)[1]
+    with portal.store.unit_of_work(system_principal(hospital.id, hospital.code)) as repo:
+        consult = repo.read("Encounter", cid).as_dict()
+        basis = next(e["valueReference"]["reference"] for e in consult["extension"] if "valueReference" in e)
+        assert basis.startswith("DocumentReference/")
+        doc = repo.read("DocumentReference", basis.split("/")[1]).as_dict()
+    assert doc["description"] == "市一院 2026-10-08 高血压"
+    assert doc["subject"] == consult["subject"]
+    attachment = doc["content"][0]["attachment"]
+    assert (attachment["contentType"], attachment["size"]) == ("image/png", len(PNG))

@@ -673,10 +673,19 @@ def _follow_up_bases(repo: Repository, patient_id: str) -> list[dict]:
     return bases
 
 
-@page("/followup", ("GET", "POST"), roles=PATIENT)
+@page("/followup", ("GET", "POST"), roles=PATIENT, max_body=UPLOAD_LIMIT)
 def follow_up(p: Page) -> Response:
     values = {
-        k: _text(p.form, k) for k in ("basis", "department", "reason", "changed", "guardian_name", "guardian_relation")
+        k: _text(p.form, k)
+        for k in (
+            "basis",
+            "department",
+            "reason",
+            "changed",
+            "guardian_name",
+            "guardian_relation",
+            "record_description",
+        )
     }
     error = None
     if p.request.method == "POST":
@@ -685,11 +694,20 @@ def follow_up(p: Page) -> Response:
             guardian = {"name": values["guardian_name"], "relationship": values["guardian_relation"]}
         try:
             with p.repo() as repo:
+                basis = values["basis"] or None
+                if basis == "upload":  # the record of the earlier visit, uploaded with the request
+                    record = telehealth.upload_earlier_record(
+                        repo,
+                        patient_id=p.principal.patient_id,
+                        image=_uploaded_image(p, "record"),
+                        description=_text(p.form, "record_description", 500),
+                    )
+                    basis = f"DocumentReference/{record.id}"
                 stored = telehealth.request_consult(
                     repo,
                     patient_id=p.principal.patient_id,
                     department=values["department"],
-                    follow_up_of=values["basis"] or None,
+                    follow_up_of=basis,
                     condition_changed=values["changed"] == "yes",
                     guardian=guardian,
                     reason=values["reason"] or None,
@@ -781,10 +799,10 @@ def _consult_action(p: Page, consult_id: str, action: Callable[[Repository], obj
     return p.redirect(f"/consults/{consult_id}")
 
 
-def _uploaded_image(p: Page) -> dict | None:
-    """The image of a message form as telehealth takes it; its type and size are checked there. At most one
-    byte more than allowed is read, enough for telehealth to refuse it."""
-    upload = p.form.get("image")
+def _uploaded_image(p: Page, field: str = "image") -> dict | None:
+    """The image of a form as telehealth takes it; its type and size are checked there. At most one byte more
+    than allowed is read, enough for telehealth to refuse it."""
+    upload = p.form.get(field)
     if not isinstance(upload, UploadFile):
         return None
     upload.file.seek(0)

@@ -238,6 +238,40 @@ def _check_follow_up_basis(repo: Repository, patient_id: str, basis: str | None)
     return {"reference": basis}
 
 
+def upload_earlier_record(repo: Repository, *, patient_id: str, image: dict | None, description: str) -> StoredResource:
+    """A photo of the record of an earlier in-person visit (another hospital's 门诊病历, a discharge summary), kept
+    as the patient's DocumentReference so that an online follow-up can rest on it; the physician who accepts
+    the consult sees it and judges whether it really is a follow-up."""
+    p = repo.principal
+    if p.role == "patient" and p.patient_id != patient_id:
+        raise Forbidden("患者只能为本人上传病历", "Patients may upload records only for themselves")
+    if not image:
+        raise InvalidResource(
+            "请上传既往就诊病历的照片", "Upload a photo of the record of the earlier visit", element="image.data"
+        )
+    description = (description or "").strip()
+    if not description:
+        raise InvalidResource(
+            "请说明这是哪次就诊的病历（医院、日期、诊断）",
+            "Say which visit the record is from (hospital, date, diagnosis)",
+            element="description",
+        )
+    body = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "docStatus": "final",
+        "type": {
+            "coding": [{"system": "http://loinc.org", "code": "11506-3", "display": "Progress note"}],
+            "text": "患者上传的既往就诊病历 / Record of an earlier visit, uploaded by the patient",
+        },
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "date": fhir_instant(_now()),
+        "description": description[:500],
+        "content": [{"attachment": _image_attachment({**image, "title": description[:200]})}],
+    }
+    return repo.create(body).resource
+
+
 def request_consult(
     repo: Repository,
     *,
