@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from xinglin.ingest.coding.coder import DiagnosisCoder, IndexFormatError
+from xinglin.ingest.coding.coder import DiagnosisCoder, IndexFormatError, pack_strs, unpack_strs
 from xinglin.ingest.coding.codeset import Concept
 from xinglin.ingest.coding.text import bracket_variants, compact, normalise, segments
 
@@ -102,6 +103,19 @@ def test_load_rejects_bad_files(tmp_path: Path, index_path: Path) -> None:
     np.savez(broken, **arrays)
     with pytest.raises(IndexFormatError, match="not a valid"):
         DiagnosisCoder.load(broken)
+    # an index of an older format: a clear instruction to rebuild it
+    with np.load(index_path, allow_pickle=False) as z:
+        old = {k: z[k] for k in z.files}
+    meta = json.loads(unpack_strs(old["meta"])[0])
+    old["meta"] = pack_strs([json.dumps({**meta, "format": "xinglin-dx-index/1"})])
+    older = tmp_path / "older.npz"
+    np.savez(older, **old)
+    with pytest.raises(IndexFormatError) as caught:
+        DiagnosisCoder.load(older)
+    assert caught.value.en == (
+        "older.npz: the index was built by an older Xinglin (xinglin-dx-index/1); load the code set again with "
+        "`xinglin codes load`"
+    )
     # object arrays would need pickle: refused
     arrays["codes"] = np.array([object()], dtype=object)
     np.savez(broken, **arrays)

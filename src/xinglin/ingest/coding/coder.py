@@ -655,8 +655,15 @@ class DiagnosisCoder:
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(unpack_strs(z["meta"])[0])
-                if meta.get("format") != FORMAT:
-                    raise ValueError(f"format {meta.get('format')!r}")
+                found = str(meta.get("format"))
+                if found != FORMAT and found.startswith(FORMAT.rsplit("/", 1)[0] + "/"):
+                    raise IndexFormatError(
+                        f"{label}：索引由旧版杏林生成（{found}），请用 xinglin codes load 重新载入编码集",
+                        f"{label}: the index was built by an older Xinglin ({found}); load the code set again "
+                        "with `xinglin codes load`",
+                    )
+                if found != FORMAT:
+                    raise ValueError(f"format {found!r}")
                 codes = unpack_strs(z["codes"])
                 names = unpack_strs(z["concept_names"])
                 vocab = unpack_strs(z["vocab"])
