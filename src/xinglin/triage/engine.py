@@ -40,6 +40,10 @@ from xinglin.triage.models import (
 
 _CLAUSE_SEP = re.compile(r"[,;!?\n\u3000。，；！？:：]|(?<!\d)\.|\.(?!\d)")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
+_SENTENCE_SEP = re.compile(r"[!?\n。！？；;]|(?<!\d)\.(?!\d)")
+# Words that frame the message (a refill, a routine check, a question about a drug): they tone a rule down
+# only inside their own sentence.
+_FRAMING = frozenset({"followup", "drug_question"})
 _EN_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _ASCII = re.compile(r"[a-z]")
 
@@ -484,6 +488,7 @@ def _evaluate_flags(a: Analysis, kb: Knowledge, age: float | None, pregnant: boo
         if not _rule_applies(rule, a, kb, age, pregnant):
             continue
         evidence: list[str] = []
+        occs: list[Occ] = []
         for group in rule.groups:
             found = None
             for cid in group:
@@ -492,11 +497,34 @@ def _evaluate_flags(a: Analysis, kb: Knowledge, age: float | None, pregnant: boo
                     break
             if found is None:
                 break
+            occs.append(found)
             if found.text not in evidence:
                 evidence.append(found.text)
         else:
+            if _framed_away(rule, a, occs):
+                continue
             hits.append(FlagHit(rule.code, rule.level, rule.dept, " + ".join(evidence), rule.settles))
     return hits
+
+
+def _sentence(text: str, pos: int) -> int:
+    return len(_SENTENCE_SEP.findall(text, 0, max(pos, 0)))
+
+
+def _framed_away(rule: FlagRule, a: Analysis, evidence: list[Occ]) -> bool:
+    """A framing word ("续方", "一直吃", "能不能吃") silences a rule only within its own sentence: a question
+    about a refill must not hide "左手没劲，说话不清楚" told in the next sentence. A red flag anywhere wins."""
+    framing = [cid for cid in rule.unless if cid in _FRAMING]
+    if not framing:
+        return False
+    if any(o.start < 0 for o in evidence):
+        return True  # synthetic evidence (vitals) has no sentence: keep the old, text-wide reading
+    where = {_sentence(a.text, o.start) for o in evidence}
+    for cid in framing:
+        for occ in [*a.presence.get(cid, ()), *a.modifiers.get(cid, ())]:
+            if not occ.negated and (occ.start < 0 or _sentence(a.text, occ.start) in where):
+                return True
+    return False
 
 
 def _rule_applies(rule: FlagRule, a: Analysis, kb: Knowledge, age: float | None, pregnant: bool) -> bool:
@@ -506,7 +534,7 @@ def _rule_applies(rule: FlagRule, a: Analysis, kb: Knowledge, age: float | None,
         return False
     if rule.pregnant and not pregnant:
         return False
-    return not any(a.has(cid) for cid in rule.unless)
+    return not any(a.has(cid) for cid in rule.unless if cid not in _FRAMING)
 
 
 def _denied(a: Analysis, *families: tuple[str, ...]) -> bool:
