@@ -35,4 +35,4 @@ format: $(VENV)/.installed
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache xinglin.db xinglin.db-wal xinglin.db-shm
+	rm -rf $(VENV) .pytest_cache .ruff_cache xinglin.db xinglin.db-wal xinglin.db-shm xinglin.db.lock
