@@ -150,16 +150,16 @@ class Store:
         """`read` for async callers: the one-statement read over the worker's asynchronous connection pool
         (no hop to a thread), everything else in a worker thread."""
         pool = self._async_pool
-        if pool is not None and self._async_loop is asyncio.get_running_loop():
-            params = self._one_statement_read(principal, rtype, rid)
-            if params is not None:
-                async with pool.connection() as conn:
-                    cursor = await conn.execute(_READ_AUDITED_PG_SQL, params)
-                    row = await cursor.fetchone()
-                if row is not None and row.audited is not None:
-                    return _stored(row)
-                return await anyio.to_thread.run_sync(self._read_in_unit_of_work, principal, rtype, rid)
-        return await anyio.to_thread.run_sync(self.read, principal, rtype, rid)
+        if pool is None or self._async_loop is not asyncio.get_running_loop():
+            return await anyio.to_thread.run_sync(self.read, principal, rtype, rid)
+        params = self._one_statement_read(principal, rtype, rid)
+        if params is not None:
+            async with pool.connection() as conn:
+                cursor = await conn.execute(_READ_AUDITED_PG_SQL, params)
+                row = await cursor.fetchone()
+            if row is not None and row.audited is not None:
+                return _stored(row)
+        return await anyio.to_thread.run_sync(self._read_in_unit_of_work, principal, rtype, rid)
 
     def _read_in_unit_of_work(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
         with self.unit_of_work(principal) as repo:
@@ -542,18 +542,16 @@ class Repository:
         for statement in _CLEAR_INDEX:
             self.conn.execute(statement, {"pk": pk})
 
-    def _version_row(self, rtype: str, rid: str, version: int, now: datetime, method: str, content: bytes | None):
+    def _version_rows(self, versions: list[tuple[str, str, int, str, bytes | None]], now: datetime) -> None:
+        """History rows of (type, id, version, method, content), in one statement."""
+        tenant = self.principal.tenant_id
         self.conn.execute(
             _INSERT_VERSION,
-            {
-                "tenant_id": self.principal.tenant_id,
-                "resource_type": rtype,
-                "id": rid,
-                "version_id": version,
-                "last_updated": now,
-                "method": method,
-                "content": content,
-            },
+            [
+                {"tenant_id": tenant, "resource_type": t, "id": i, "version_id": v, "last_updated": now}
+                | {"method": m, "content": c}
+                for t, i, v, m, c in versions
+            ],
         )
 
     def create(
@@ -625,8 +623,7 @@ class Repository:
             .scalars()
             .all()
         )
-        for t, i, c, _ in prepared:
-            self._version_row(t, i, 1, now, "POST", c)
+        self._version_rows([(t, i, 1, "POST", c) for t, i, c, _ in prepared], now)
         self._write_index([(pk, rtype, rows) for pk, (rtype, _, _, rows) in zip(pks, prepared, strict=True)])
         return pks
 
@@ -718,7 +715,7 @@ class Repository:
             ).rowcount
             if replaced == 1:
                 self._clear_index(current.pk)
-                self._version_row(current.resource_type, current.id, version, now, method, content)
+                self._version_rows([(current.resource_type, current.id, version, method, content)], now)
                 if index_rows:
                     self._write_index([(current.pk, current.resource_type, index_rows)])
         if replaced != 1:
