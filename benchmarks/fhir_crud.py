@@ -72,6 +72,53 @@ def worker_rss_mb(parent_pid: int) -> list[float]:
     return out
 
 
+def _cpu_seconds(pid: str) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+class CpuMeter:
+    """CPU seconds spent by the server's processes and by the benchmark database's PostgreSQL backends, so a
+    phase can report CPU per request: on a shared machine that moves far less than requests per second."""
+
+    def __init__(self, server_pid: int, pg: str, dbname: str):
+        self.server_pid, self.pg, self.dbname = server_pid, pg, dbname
+
+    def _pids(self) -> tuple[list[str], list[str]]:
+        server = [
+            c.name
+            for c in Path("/proc").iterdir()
+            if c.name.isdigit() and (c.name == str(self.server_pid) or _ppid(c.name) == str(self.server_pid))
+        ]
+        with psycopg.connect(f"{self.pg}/postgres", autocommit=True) as c:
+            backends = [
+                str(r[0]) for r in c.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.dbname])
+            ]
+        return server, backends
+
+    def snapshot(self) -> dict[str, dict[str, float]]:
+        server, backends = self._pids()
+        return {"server": {p: _cpu_seconds(p) for p in server}, "db": {p: _cpu_seconds(p) for p in backends}}
+
+    def per_request(self, before: dict, requests: int) -> dict[str, float]:
+        after = self.snapshot()
+        out = {}
+        for part in ("server", "db"):
+            spent = sum(v - before[part].get(p, 0.0) for p, v in after[part].items())
+            out[f"{part}_cpu_ms_per_request"] = round(1000 * spent / max(requests, 1), 3)
+        return out
+
+
+def _ppid(pid: str) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return ""
+
+
 def wrk_run(
     port: int, path: str, seconds: float, connections: int, token: str | None = None, ids: list[str] | None = None
 ) -> dict | None:
@@ -113,8 +160,10 @@ def wrk_run(
 
     rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    done = re.search(r"(\d+) requests in", out)
     return {
         "tool": "wrk",
+        "requests": int(done[1]) if done else 0,
         "per_second": float(rps[1]) if rps else 0.0,
         "p50_ms": ms("50"),
         "p99_ms": ms("99"),
@@ -397,29 +446,42 @@ def main() -> None:
         subject = f"Patient/{ids[0]}"
 
         phases = set(args.phases.split(","))
+        meter = CpuMeter(server.pid, args.pg, dbname)
+
+        def measured(result: dict, before: dict, requests: int | None = None) -> dict:
+            return result | meter.per_request(before, requests if requests is not None else result["requests"])
+
         if "bare" in phases:
             results["bare_endpoint"] = wrk_run(bare_port, "/bare", args.seconds, args.clients) or asyncio.run(
                 run(HOST, bare_port, {}, args.clients, args.seconds, scenario_bare)
             )
         if "read" in phases:
-            results["fhir_read"] = wrk_run(port, "/fhir/R4/Patient/", args.seconds, args.clients, token, ids) or (
-                asyncio.run(run(HOST, port, headers, args.clients, args.seconds, make_read(ids)))
+            before = meter.snapshot()
+            results["fhir_read"] = measured(
+                wrk_run(port, "/fhir/R4/Patient/", args.seconds, args.clients, token, ids)
+                or asyncio.run(run(HOST, port, headers, args.clients, args.seconds, make_read(ids))),
+                before,
             )
         if "bare" in phases and "read" in phases:
             results["read_vs_bare"] = round(
                 results["fhir_read"]["per_second"] / results["bare_endpoint"]["per_second"], 3
             )
         if "crud" in phases:
-            results["crud_mix"] = asyncio.run(run(HOST, port, headers, args.clients, args.seconds, make_crud(subject)))
+            before = meter.snapshot()
+            results["crud_mix"] = measured(
+                asyncio.run(run(HOST, port, headers, args.clients, args.seconds, make_crud(subject))), before
+            )
         if "search" in phases:
             results["search_identifier_or_name"] = asyncio.run(
                 run(HOST, port, headers, 4, args.seconds, make_search(args.patients))
             )
         if "transaction" in phases:
             counter = [0]
+            before = meter.snapshot()
             tx = asyncio.run(
                 run(HOST, port, headers, 4, args.seconds, make_transactions(50_000_000, per_bundle, counter))
             )
+            tx = measured(tx, before, counter[0])  # CPU per resource here
             tx["resources_per_second"] = round(counter[0] / tx["seconds"], 1)
             results["transaction_bundles_100"] = tx
         results["rss_mb_per_process"] = worker_rss_mb(server.pid)

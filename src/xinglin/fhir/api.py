@@ -232,12 +232,7 @@ def _no_audit_writes(rtype: str) -> None:
 async def create(rtype: str, request: Request, store: StoreDep, principal: CurrentPrincipal) -> Response:
     _no_audit_writes(rtype)
     body = await _json_body(request)
-
-    def create_resource():
-        with store.unit_of_work(principal) as repo:
-            return repo.create(body, rtype=rtype, if_none_exist=request.headers.get("if-none-exist"))
-
-    result = await run_in_threadpool(create_resource)
+    result = await store.create_async(principal, rtype, body, if_none_exist=request.headers.get("if-none-exist"))
     return _written(request, result.resource, 201 if result.created else 200)
 
 
@@ -277,20 +272,14 @@ async def update(rtype: str, rid: str, request: Request, store: StoreDep, princi
     _no_audit_writes(rtype)
     body = await _json_body(request)
     if_match = parse_etag(request.headers.get("if-match"))
-
-    def update_resource():
-        with store.unit_of_work(principal) as repo:
-            return repo.update(rtype, rid, body, if_match=if_match)
-
-    result = await run_in_threadpool(update_resource)
+    result = await store.update_async(principal, rtype, rid, body, if_match=if_match)
     return _written(request, result.resource, 201 if result.created else 200)
 
 
 @router.delete("/{rtype}/{rid}")
-def delete(rtype: str, rid: str, store: StoreDep, principal: CurrentPrincipal) -> Response:
+async def delete(rtype: str, rid: str, store: StoreDep, principal: CurrentPrincipal) -> Response:
     _no_audit_writes(rtype)
-    with store.unit_of_work(principal) as repo:
-        repo.delete(rtype, rid)
+    await store.delete_async(principal, rtype, rid)
     return Response(status_code=204)
 
 

@@ -17,8 +17,8 @@ from urllib.parse import parse_qsl
 
 import anyio
 import orjson
+import psycopg
 from sqlalchemy import Connection, Engine, bindparam, delete, func, insert, or_, select, text, update
-from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 from sqlalchemy.exc import IntegrityError
 
 from xinglin.core.clock import fhir_instant, utcnow
@@ -138,52 +138,126 @@ class Store:
 
     def read(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
         """Repository.read in a unit of work of its own; on PostgreSQL, in one statement where it can be."""
-        params = self._one_statement_read(principal, rtype, rid)
-        if params is not None:
+        if self._one_statement_serves(principal, "read", rtype):
             with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                row = conn.execute(_READ_AUDITED_PG, params).first()
+                row = conn.execute(_READ_AUDITED_PG, self._read_params(principal, rtype, rid)).first()
             if row is not None and row.audited is not None:
                 return _stored(row)
         return self._read_in_unit_of_work(principal, rtype, rid)
 
+    # The busiest calls of a FHIR server take one round trip on PostgreSQL: the read, create, update or delete
+    # and its audit record in one autocommitted statement (a single statement is a transaction), sent over the
+    # worker's asynchronous pool from the event loop, instead of BEGIN, the statements, the audit append and
+    # COMMIT from a worker thread. Only the plain case is taken: the caller may act on the whole tenant, the
+    # type has no domain rules, and (update) the client named the version it changes. When the statement finds
+    # nothing to do (not found, deleted, locked, a stale version, all audit lanes busy) it has written nothing,
+    # and the unit of work decides and audits the call as usual.
+
     async def read_async(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
-        """`read` for async callers: the one-statement read over the worker's asynchronous connection pool
-        (no hop to a thread), everything else in a worker thread."""
-        pool = self._async_pool
-        if pool is None or self._async_loop is not asyncio.get_running_loop():
-            return await anyio.to_thread.run_sync(self.read, principal, rtype, rid)
-        params = self._one_statement_read(principal, rtype, rid)
-        if params is not None:
-            async with pool.connection() as conn:
-                cursor = await conn.execute(_READ_AUDITED_PG_SQL, params)
-                row = await cursor.fetchone()
+        """`read` for async callers."""
+        pool = self._pool_of_this_loop()
+        if pool is not None and self._one_statement_serves(principal, "read", rtype):
+            row = await _fetch_one(pool, _READ_AUDITED_PG, self._read_params(principal, rtype, rid))
             if row is not None and row.audited is not None:
                 return _stored(row)
         return await anyio.to_thread.run_sync(self._read_in_unit_of_work, principal, rtype, rid)
+
+    async def create_async(
+        self, principal: Principal, rtype: str, body: dict, *, if_none_exist: str | None = None
+    ) -> WriteResult:
+        """Repository.create in a unit of work of its own, for async callers."""
+        pool = self._pool_of_this_loop()
+        if pool is not None and not if_none_exist and self._one_statement_serves(principal, "create", rtype):
+            validate(body, expected_type=rtype)
+            now = utcnow().replace(tzinfo=None)
+            rid = new_resource_id()
+            _, content, rows = prepare_document(rtype, body, rid, 1, now)
+            statement, params = writes_pg.create_params(
+                principal.tenant_id, now, [(rtype, rid, content, rows)], audited=True
+            )
+            row = await _fetch_one(pool, statement, params | self._audit_params(principal, "create", rtype, rid, 1))
+            if row is not None:
+                return WriteResult(StoredResource(rtype, rid, 1, now, False, content, row.pk), created=True)
+
+        def create_in_unit_of_work() -> WriteResult:
+            with self.unit_of_work(principal) as repo:
+                return repo.create(body, rtype=rtype, if_none_exist=if_none_exist)
+
+        return await anyio.to_thread.run_sync(create_in_unit_of_work)
+
+    async def update_async(
+        self, principal: Principal, rtype: str, rid: str, body: dict, *, if_match: int | None = None
+    ) -> WriteResult:
+        """Repository.update in a unit of work of its own, for async callers."""
+        pool = self._pool_of_this_loop()
+        if pool is not None and if_match is not None and self._one_statement_serves(principal, "update", rtype):
+            validate_replacement(rtype, rid, body)
+            version, now = if_match + 1, utcnow().replace(tzinfo=None)
+            _, content, rows = prepare_document(rtype, body, rid, version, now)
+            kinds, params = writes_pg.index_params([(rtype, rid, rows)])
+            params |= {"tenant": principal.tenant_id, "rtype": rtype, "rid": rid, "seen": if_match}
+            params |= {"version": version, "now": now, "deleted": False, "content": content, "method": "PUT"}
+            params |= self._audit_params(principal, "update", rtype, rid, version)
+            row = await _fetch_one(pool, writes_pg.replace_statement(kinds, audited=True), params)
+            if row is not None:
+                return WriteResult(StoredResource(rtype, rid, version, now, False, content, row.pk), created=False)
+
+        def update_in_unit_of_work() -> WriteResult:
+            with self.unit_of_work(principal) as repo:
+                return repo.update(rtype, rid, body, if_match=if_match)
+
+        return await anyio.to_thread.run_sync(update_in_unit_of_work)
+
+    async def delete_async(self, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
+        """Repository.delete in a unit of work of its own, for async callers."""
+        pool = self._pool_of_this_loop()
+        if pool is not None and self._one_statement_serves(principal, "delete", rtype):
+            now = utcnow().replace(tzinfo=None)
+            params = {"tenant": principal.tenant_id, "rtype": rtype, "rid": rid, "now": now}
+            row = await _fetch_one(
+                pool, writes_pg.AUDITED_DELETE, params | self._audit_params(principal, "delete", rtype, rid, None)
+            )
+            if row is not None:
+                return StoredResource(rtype, rid, row.version_id, now, True, None)
+
+        def delete_in_unit_of_work() -> StoredResource | None:
+            with self.unit_of_work(principal) as repo:
+                return repo.delete(rtype, rid)
+
+        return await anyio.to_thread.run_sync(delete_in_unit_of_work)
 
     def _read_in_unit_of_work(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
         with self.unit_of_work(principal) as repo:
             return repo.read(rtype, rid)
 
-    def _one_statement_read(self, principal: Principal, rtype: str, rid: str) -> dict | None:
-        """The busiest call of a FHIR server as one round trip on PostgreSQL: the row and its audit record in
-        one autocommitted statement (a single statement is a transaction) instead of BEGIN, SELECT, the audit
-        append and COMMIT. Only the plain case is taken: the caller sees the whole tenant and the resource
-        is there to be shown. None (or no row back) leaves every other case (denials, compartments, not
-        found, deleted, locked, all lanes busy) to the unit of work, which decides and audits it as usual."""
+    def _pool_of_this_loop(self):
+        """The asynchronous pool, when it belongs to the running event loop."""
+        pool = self._async_pool
+        return pool if pool is not None and self._async_loop is asyncio.get_running_loop() else None
+
+    def _one_statement_serves(self, principal: Principal, action: str, rtype: str) -> bool:
+        """Whether the one-statement path may take this call (see above); denials, compartments and domain
+        rules are left to the unit of work."""
         if self.engine.dialect.name != "postgresql" or not is_resource_type(rtype):
-            return None
+            return False
+        if action != "read" and rules_for(rtype):
+            return False
         try:
-            if authorize(principal, "read", rtype).compartment_patient is not None:
-                return None
+            return authorize(principal, action, rtype).compartment_patient is None
         except Forbidden:
-            return None
+            return False
+
+    def _audit_params(self, principal: Principal, action: str, rtype: str, rid: str, version: int | None) -> dict:
         if self._lanes is None:
             with self.engine.connect() as conn:
                 self._lanes = audit.lane_count(conn)
-        params = audit.one_statement_params(
-            audit.entry(principal, "read", rtype, rid), self._lanes, synchronous=self.settings.sync_commit_reads
+        synchronous = action != "read" or self.settings.sync_commit_reads
+        return audit.one_statement_params(
+            audit.entry(principal, action, rtype, rid, version), self._lanes, synchronous=synchronous
         )
+
+    def _read_params(self, principal: Principal, rtype: str, rid: str) -> dict:
+        params = self._audit_params(principal, "read", rtype, rid, None)
         return params | {"rtype": rtype, "rid": rid, "mark": LOCK_MARK, "sees_locked": _sees_locked(principal)}
 
     async def open_async_pool(self) -> None:
@@ -489,16 +563,6 @@ class Repository:
 
     # --- writes -------------------------------------------------------------------------------------
 
-    def _prepare(self, rtype: str, body: dict, rid: str, version_id: int, now: datetime) -> tuple[dict, bytes, dict]:
-        meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
-        doc = {
-            "resourceType": rtype,
-            "id": rid,
-            "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(now), **meta},
-        }
-        doc.update((k, v) for k, v in body.items() if k not in ("resourceType", "id", "meta"))
-        return doc, orjson.dumps(doc), extract(doc)
-
     def _apply_rules(self, action: str, rtype: str, new: dict | None, old: bytes | dict | None) -> None:
         rules = rules_for(rtype)
         if rules:
@@ -580,7 +644,7 @@ class Repository:
                 access = self._authorize("create", rtype)
                 validate(body, expected_type=rtype)
                 rid = rid or new_resource_id()
-                doc, content, rows = self._prepare(rtype, body, rid, 1, now)
+                doc, content, rows = prepare_document(rtype, body, rid, 1, now)
                 self._check_new_content(access, rtype, rid, rows, "create")
                 self._apply_rules("create", rtype, doc, None)
             except XinglinError as exc:
@@ -646,13 +710,7 @@ class Repository:
 
     def update(self, rtype: str, rid: str, body: dict, *, if_match: int | None = None) -> WriteResult:
         access = self._authorize("update", rtype, rid)
-        validate(body, expected_type=rtype)
-        if body.get("id") != rid:
-            raise BadRequest(
-                f"资源中的 id（{body.get('id')}）与地址中的 id（{rid}）不一致",
-                f"The resource id ({body.get('id')}) does not match the id in the URL ({rid})",
-                element=f"{rtype}.id",
-            )
+        validate_replacement(rtype, rid, body)
         current = self._current(rtype, rid)
         if current is None:
             if if_match is not None:
@@ -670,7 +728,7 @@ class Repository:
             )
         version = current.version_id + 1
         now = utcnow().replace(tzinfo=None)
-        doc, content, rows = self._prepare(rtype, body, rid, version, now)
+        doc, content, rows = prepare_document(rtype, body, rid, version, now)
         self._check_new_content(access, rtype, rid, rows, "update")
         self._apply_rules("update", rtype, doc, None if current.deleted else current.content)
         self._replace(current, version, now, content, deleted=False, method="PUT", index_rows=rows)
@@ -809,6 +867,29 @@ def _nothing():
     yield
 
 
+def prepare_document(rtype: str, body: dict, rid: str, version_id: int, now: datetime) -> tuple[dict, bytes, dict]:
+    """A validated body as stored at `version_id`: the document (our id and meta), its JSON and its index rows."""
+    meta = {k: v for k, v in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    doc = {
+        "resourceType": rtype,
+        "id": rid,
+        "meta": {"versionId": str(version_id), "lastUpdated": fhir_instant(now), **meta},
+    }
+    doc.update((k, v) for k, v in body.items() if k not in ("resourceType", "id", "meta"))
+    return doc, orjson.dumps(doc), extract(doc)
+
+
+def validate_replacement(rtype: str, rid: str, body: dict) -> None:
+    """A PUT body: valid R4 content of `rtype` carrying the id of the URL."""
+    validate(body, expected_type=rtype)
+    if body.get("id") != rid:
+        raise BadRequest(
+            f"资源中的 id（{body.get('id')}）与地址中的 id（{rid}）不一致",
+            f"The resource id ({body.get('id')}) does not match the id in the URL ({rid})",
+            element=f"{rtype}.id",
+        )
+
+
 def _gone(rtype: str, rid: str) -> Gone:
     return Gone(f"{rtype}/{rid} 已被删除", f"{rtype}/{rid} has been deleted")
 
@@ -881,8 +962,15 @@ SELECT r.*, (SELECT lane FROM moved) AS audited FROM r"""
 )
 
 
-# The same statement for psycopg's own asynchronous connections (Store.read_async).
-_READ_AUDITED_PG_SQL = str(_READ_AUDITED_PG.compile(dialect=postgresql_psycopg.dialect()))
+async def _fetch_one(pool, statement, params: dict):
+    """The first row of a statement run on a connection of the asynchronous pool (autocommit), or None; None
+    too when a one-statement write aborted itself because every audit lane was busy."""
+    async with pool.connection() as conn:
+        try:
+            cursor = await conn.execute(writes_pg.for_psycopg(statement), params)
+        except psycopg.errors.DivisionByZero:
+            return None
+        return await cursor.fetchone()
 
 
 def _stored(row) -> StoredResource:
