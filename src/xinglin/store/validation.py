@@ -178,11 +178,11 @@ def _check_bindings(model: BaseModel, path: str) -> None:
         value = getattr(model, attr, None)
         if value is None:
             continue
-        items = value if isinstance(value, list) else [value]
-        for i, item in enumerate(items):
-            where = f"{path}.{name}" + (f"[{i}]" if isinstance(value, list) else "")
+        many = isinstance(value, list)
+        for i, item in enumerate(value if many else (value,)):
             if allowed is not None and isinstance(item, str):
                 if item not in allowed:
+                    where = f"{path}.{name}" + (f"[{i}]" if many else "")
                     codes = ", ".join(sorted(allowed))
                     raise InvalidResource(
                         f"{where} 的取值 “{item}” 不在规定的值集中（可选：{codes}）",
@@ -190,4 +190,4 @@ def _check_bindings(model: BaseModel, path: str) -> None:
                         element=where,
                     )
             elif isinstance(item, BaseModel):
-                _check_bindings(item, where)
+                _check_bindings(item, f"{path}.{name}" + (f"[{i}]" if many else ""))
