@@ -58,8 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = Store(engine, settings)
     app.state.signing_key = signing_key(engine, settings)
 
+    app.include_router(fhir_api.router)  # first: see the end of this function
     app.include_router(auth_api.router)
-    app.include_router(fhir_api.router)
     app.include_router(privacy_api.router)
     app.include_router(tenancy_api.router)
     app.include_router(telehealth_api.router)
@@ -73,6 +73,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def healthz() -> dict:
         return {"status": "ok", "version": __version__}
 
+    # Routes are tried in order, so the FHIR API goes first and FastAPI's documentation pages (added when the app
+    # was made) last.
+    docs = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    app.router.routes.sort(key=lambda route: getattr(route, "path", None) in docs)
     _install_error_handlers(app)
     return app
 

@@ -311,3 +311,9 @@ def patch(rtype: str, rid: str) -> Response:
 
 
 __all__ = ["fhir_instant", "router"]
+
+
+# FastAPI tries routes in their order, and trying one costs about as much as a database round trip here: the
+# busiest route (read) comes right after the one it must not shadow (`{rtype}/_history`). Sorting is stable.
+_FIRST = ("/fhir/R4/{rtype}/_history", "/fhir/R4/{rtype}/{rid}")
+router.routes.sort(key=lambda route: getattr(route, "path", "") not in _FIRST)
