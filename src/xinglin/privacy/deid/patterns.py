@@ -104,17 +104,18 @@ _REC_EN_WORDS = (
     "pid",
 )
 _SEP = r"\s*(?:[:：#=]|号码|编号)?\s*(?:为|是)?\s*[（(]?\s*"
-_VALUE = r"([A-Za-z]{0,6}[-_]?\d[A-Za-z0-9_-]{2,30})(?![A-Za-z0-9])"
+# Card numbers are often printed in groups of four digits ("7826 6367 8867 1873").
+_VALUE = r"([A-Za-z]{0,6}[-_]?\d[A-Za-z0-9_-]{2,30}(?: \d{4}){0,4})(?![A-Za-z0-9])"
 _REC_LABELS_ZH = (
     "门诊号 住院号 病案号 病历号 检验号 影像号 检查号 病理号 放射号 登记号 就诊号 就诊卡号 诊疗卡号 条码号 "
     "标本号 样本号 申请单号 报告单号 报告号 流水号 住院流水号 门诊流水号 体检号 健康档案号 档案号 患者编号 "
     "病人编号 患者ID 病人ID ID号 门诊ID 住院ID 医嘱号 处方号 超声号 心电图号 内镜号 胃镜号 肠镜号 CT号 "
     "MR号 MRI号 X线号 DR号 PACS号 LIS号 HIS号 卡号 病案首页号 出院号 入院号 住院登记号 门诊登记号 透析号 "
-    "产检号 建档号 预约号 挂号单号 挂号号 会员号 随访号"
+    "产检号 建档号 预约号 挂号单号 挂号号 会员号 随访号 体检编号 体检ID 检查编号 ID： ID:"
 )
 _REC_LABELS_EN = (
     r"MRN|Medical\s+Record\s+(?:No\.?|Number|#)|Record\s+(?:No\.?|Number|#)|Patient\s+(?:ID|No\.?|Number)"
-    r"|Hospital\s+(?:No\.?|Number)|Accession\s+(?:No\.?|Number|#)|Specimen\s+(?:ID|No\.?)|Sample\s+(?:ID|No\.?)"
+    r"|Hospital\s+(?:No\.?|Number)|Accession(?:\s+(?:No\.?|Number|#))?|Specimen\s+(?:ID|No\.?)|Sample\s+(?:ID|No\.?)"
     r"|Case\s+(?:No\.?|Number)|Visit\s+(?:ID|No\.?)|Encounter\s+(?:ID|No\.?)|Admission\s+(?:No\.?|Number)"
     r"|Lab\s+(?:No\.?|ID)|PID"
 )
@@ -124,12 +125,13 @@ RECORD_EN_RE = re.compile("(?:" + _ci(_REC_LABELS_EN) + ")" + _SEP + _VALUE)
 _INS_LABELS_ZH = (
     "医保卡号 医保号 医保编号 医保账号 医保个人编号 医保卡 医疗保险号 医疗保险卡号 医疗保险编号 社保卡号 社保号 "
     "社保编号 社保卡 社会保障卡号 社会保障号码 社会保障号 参保号 参保编号 个人参保号 新农合号 新农合卡号 "
-    "合作医疗证号 保单号 保险单号 商业保险号"
+    "合作医疗证号 新农合证号 新农合证 农合证号 保单号 保险单号 商业保险号"
 )
 INSURANCE_RE = re.compile("(?:" + trie_pattern(_INS_LABELS_ZH.split()) + ")" + _SEP + _VALUE)
 INSURANCE_EN_RE = re.compile(
     _ci(
-        r"(?:(?:Medical\s+|Health\s+)?Insurance\s+(?:Card\s+)?(?:No\.?|Number|ID|#)|Policy\s+(?:No\.?|Number)"
+        r"(?:(?:Medical\s+|Health\s+)?Insurance\s+(?:Card(?:\s+(?:No\.?|Number|ID|#))?|No\.?|Number|ID|#)"
+        r"|Policy\s+(?:No\.?|Number)"
         r"|Member\s+ID)"
     )
     + _SEP
@@ -173,6 +175,13 @@ DATE_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "dmy",
         re.compile(r"(?P<a>\d\d?)(?P<sep>[-/.])(?P<b>\d\d?)(?P=sep)(?P<y>(?:18|19|20)\d{2})(?![0-9])"),
     ),
+    # two-digit years, slashes only (24/2/10 in discharge summaries)
+    ("yymd", re.compile(r"(?P<y>\d{2})/(?P<m>0?[1-9]|1[0-2])/(?P<d>0?[1-9]|[12]\d|3[01])(?![0-9/])")),
+    # month-day with a dash only when a clock time follows (nursing notes: 2-19 12:20); alone it is a range
+    (
+        "mdtime",
+        re.compile(r"(?P<m>0?[1-9]|1[0-2])-(?P<d>0?[1-9]|[12]\d|3[01])(?=[ \u3000](?:[01]?\d|2[0-3])[:：][0-5]\d)"),
+    ),
     (
         "md",
         re.compile(r"(?P<m>\d\d?)\s*月\s*(?P<d>\d\d?)\s*(?P<dsuf>[日号])"),
@@ -195,6 +204,18 @@ DATE_FORMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("en_my", re.compile(rf"\b(?P<mon>{_EN_MONTH})\.?\s+(?P<y>(?:18|19|20)\d{{2}})\b")),
 )
 
+# A time of day written right after a date belongs to it (2024-03-05 08:00, 3月5日14时30分): it is masked and
+# shifted with the date.
+TIME_AFTER_RE = re.compile(
+    r"[ T\u3000]?(?:[01]?\d|2[0-3])(?:[:：][0-5]\d(?:[:：][0-5]\d)?|\s*[时点](?:\s*[0-5]?\d\s*分)?)(?![0-9])"
+)
+
+
+def _with_time(text: str, end: int) -> int:
+    m = TIME_AFTER_RE.match(text, end)
+    return m.end() if m else end
+
+
 # What may not stand right before a match of each date form (checked in Python, see above).
 _DATE_LEFT: dict[str, frozenset[str]] = {
     "cn": frozenset("0123456789"),
@@ -202,6 +223,8 @@ _DATE_LEFT: dict[str, frozenset[str]] = {
     "iso": frozenset("0123456789."),
     "compact": frozenset("0123456789"),
     "dmy": frozenset("0123456789./-"),
+    "yymd": frozenset("0123456789./-"),
+    "mdtime": frozenset("0123456789./-"),
     "md": frozenset("0123456789年"),
     "cnmd": frozenset(_CN_DIGIT + "年"),
     "en_mdy": frozenset(),
@@ -297,7 +320,7 @@ def find_structured(text: str) -> Iterator[Span]:
         left = _DATE_LEFT[form]
         for m in rx.finditer(text):
             if _left_ok(text, m.start(), left) and (form != "md" or _md_ok(m)):
-                yield DATE, m.start(), m.end(), PRIO_DATE
+                yield DATE, m.start(), _with_time(text, m.end()), PRIO_DATE
     if "岁" in text or "歲" in text:
         for rx in (AGE_RE, AGE_CN_RE):
             for m in rx.finditer(text):
@@ -329,7 +352,7 @@ def _find_without_digits(text: str) -> Iterator[Span]:
             left = _DATE_LEFT[form]
             for m in rx.finditer(text):
                 if _left_ok(text, m.start(), left):
-                    yield DATE, m.start(), m.end(), PRIO_DATE
+                    yield DATE, m.start(), _with_time(text, m.end()), PRIO_DATE
     if "岁" in text:
         for m in AGE_CN_RE.finditer(text):
             if _left_ok(text, m.start(), _AGE_LEFT):

@@ -12,7 +12,7 @@ import hmac
 import re
 
 from .models import AGE, EMAIL, ID_NUMBER, INSURANCE_NUMBER, PHONE, PLATE, RECORD_NUMBER
-from .patterns import DATE_FORMS
+from .patterns import DATE_FORMS, TIME_AFTER_RE
 
 _PSEUDONYM_HEX = 10
 
@@ -123,11 +123,11 @@ def _ref_year(month: int, day: int) -> int:
 def shift_date(surface: str, days: int) -> str | None:
     """``surface`` moved by ``days``, written the same way; None when it is not a valid date."""
     for form, rx in DATE_FORMS:
-        m = rx.fullmatch(surface)
-        if m is None:
+        m = rx.match(surface)
+        if m is None or not (m.end() == len(surface) or TIME_AFTER_RE.fullmatch(surface, m.end())):
             continue
         try:
-            return _shift_form(form, m, days)
+            return _shift_form(form, m, days) + surface[m.end() :]  # the time of day stays as written
         except (ValueError, KeyError, StopIteration, OverflowError):
             return None
     return None
@@ -171,6 +171,13 @@ def _shift_form(form: str, m: re.Match[str], days: int) -> str:
         first, second = (new.day, new.month) if day_first else (new.month, new.day)
         sep = g["sep"]
         return f"{_pad(first, g['a'])}{sep}{_pad(second, g['b'])}{sep}{new.year}"
+    if form == "yymd":
+        new = dt.date(2000 + int(g["y"]), int(g["m"]), int(g["d"])) + delta
+        return f"{new.year % 100:02d}/{_pad(new.month, g['m'])}/{_pad(new.day, g['d'])}"
+    if form == "mdtime":
+        mo, d = int(g["m"]), int(g["d"])
+        new = dt.date(_ref_year(mo, d), mo, d) + delta
+        return f"{_pad(new.month, g['m'])}-{_pad(new.day, g['d'])}"
     if form in ("md", "cnmd"):
         if form == "md":
             mo, d = int(g["m"]), int(g["d"])
