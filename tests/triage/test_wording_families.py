@@ -151,7 +151,8 @@ def test_a_little_breathless_is_level_3_without_a_danger_context() -> None:
         ("he snorted something at a party and now he's barely breathing", "poisoning", 1),
         ("工地上好几个工人吃完盒饭都吐了，嘴唇发麻", "poisoning", 2),
         ("活着真没意思，药都准备好了", "suicidal_intent", 2),
-        ("把一整板安眠药都吃了，现在很困，眼睛睁不开", "altered_consciousness", 1),
+        # drowsy after an overdose but still answering: level 2 (blind set 3 grades it so), escalated
+        ("把一整板安眠药都吃了，现在很困，眼睛睁不开", "altered_consciousness", 2),
         ("怀孕32周，下面出血，量挺多的，肚子发硬", "heavy_bleeding", 1),
         ("biggest headache of my life hit me out of nowhere", "thunderclap_headache", 2),
     ],

@@ -60,6 +60,11 @@ _VITALS_WEIGHT = 1.5  # abnormal vitals say "urgent", not which clinic
 # Modifiers that a negation can cancel ("没怀孕", "不是很疼", "not severe").
 _NEGATABLE_MODIFIERS = frozenset({"pregnancy", "postpartum", "severe", "extreme", "sudden", "child", "newborn"})
 
+_INFANT_FEVER_AGE_LT = 0.25  # years: "fever in an infant under 3 months"
+_SHOCK_INDEX_SBP_LT = 100  # heart rate >= systolic pressure below this: shock index >= 1
+_HYPERPYREXIA_C, _HYPERPYREXIA_AGE_LT = 40.0, 6  # a child under 6 at 40 °C or more: level 2
+_HYPO_GLUCOSE_LT, _HYPER_GLUCOSE_GE = 3.9, 16.7  # mmol/L: hypoglycaemia, marked hyperglycaemia → level 3
+
 _SEX_ALIASES = {
     "male": "male",
     "m": "male",
@@ -626,6 +631,11 @@ def _assess(
 
     # ---- who is the patient
     age_val = age_in if age_in is not None else (textmod.read_age(numeric) if norm else None)
+    if age_in == 0 and norm:
+        # A whole-year age of 0 only says "under one": the text ("四个多月") is more precise.
+        text_age = textmod.read_age(numeric)
+        if text_age is not None and 0 < text_age < 1:
+            age_val = text_age
     # Words for a baby in a pregnant woman's complaint ("baby is moving", "宝宝踢我") are about the fetus.
     pregnancy_words = bool(a.has("pregnancy") or a.has("obstetric") or a.has("fetal_alarm"))
     child_words = bool(a.has("child")) and not (pregnant_in or pregnancy_words)
@@ -684,19 +694,26 @@ def _assess(
         a.presence.setdefault("abnormal_hr_measured", []).append(Occ("abnormal_hr_measured", -1, -1, "HR"))
     hits = _evaluate_flags(a, kb, age_val, is_pregnant, is_child)
     vital_levels = {name: _vital_level(name, value, kb) for name, value in measured.items()}
+    if is_child and age_val is not None and age_val < _HYPERPYREXIA_AGE_LT and (temp or 0) >= _HYPERPYREXIA_C:
+        vital_levels["temperature"] = min(vital_levels["temperature"], 2)  # hyperpyrexia in a young child
     abnormal = {n: v for n, v in measured.items() if vital_levels[n] <= 2}
-    if abnormal:
+    shock_index = hr is not None and sbp is not None and sbp < _SHOCK_INDEX_SBP_LT and hr >= sbp
+    if abnormal or shock_index:
+        evidence_vitals = [f"{n}={v:g}" for n, v in abnormal.items()]
+        if shock_index:
+            evidence_vitals.append(f"shock index {hr:g}/{sbp:g}")
         hits.append(
             FlagHit(
                 "abnormal_vitals",
-                min(vital_levels[n] for n in abnormal),
+                min([vital_levels[n] for n in abnormal] + ([2] if shock_index else [])),
                 "20",
-                ", ".join(f"{n}={v:g}" for n, v in abnormal.items()),
+                ", ".join(evidence_vitals),
             )
         )
     if glucose is not None and glucose < 3.0:
         hits.append(FlagHit(None, 2, "03.07", f"血糖{glucose:g}"))
-    elif glucose is not None and glucose >= 20:
+    elif glucose is not None and (glucose < _HYPO_GLUCOSE_LT or glucose >= _HYPER_GLUCOSE_GE):
+        # a low reading, even one already corrected, or a high one: seen the same day
         hits.append(FlagHit(None, 3, "03.07", f"血糖{glucose:g}"))
 
     flags: dict[str, FlagHit] = {}
@@ -706,7 +723,11 @@ def _assess(
     # Two danger signs together (e.g. heavy bleeding + breathing difficulty): level 1.
     for code in kb.compound_level_1:
         others = [h for h in hits if h.level <= 2 and h.code != code and h.code != "abnormal_vitals"]
-        if code in flags and others:
+        mild = kb.compound_mild.get(code, ())
+        # Drowsy but rousable, slowed or seeing things ("打蔫", "叫醒又睡", "说胡话") does not make the other
+        # danger sign level 1; being hard to rouse ("叫不太醒", "叫半天才哼一声") does.
+        strong = [h for h in hits if h.code == code and h.level <= 2 and not any(w in h.evidence.lower() for w in mild)]
+        if code in flags and others and strong:
             flags[code] = FlagHit(code, 1, flags[code].dept, flags[code].evidence)
             hits.append(flags[code])
 
@@ -745,11 +766,13 @@ def _assess(
     level = min(level, *vital_levels.values()) if vital_levels else level
 
     # ---- statistical safety check: may add red flags and raise the level to 2, never anything else
-    # It speaks only when the rules found no red flag and left the level at 3 or 4 (anything else is
-    # already escalated at level <= 2, so the model could add nothing but noise),
-    # and it reads the text with what the rules know to be negated, past or harmless blanked out.
+    # It speaks only when the rules found no red flag in the text and left the level at 3 or 4, or only the
+    # vital signs are abnormal (anything else is already escalated at level <= 2 with the flag named, so the
+    # model could add nothing but noise), and it reads the text with what the rules know to be negated, past
+    # or harmless blanked out.
     model_flags: list[str] = []
-    if safety_check and norm and "no_words" not in warnings and not flags and level >= 3:
+    text_flags = set(flags) - {"abnormal_vitals"}
+    if safety_check and norm and "no_words" not in warnings and not text_flags and (level >= 3 or flags):
         model = safety.get_model()
         if model is None:
             warnings.append("safety_model_unavailable")
@@ -759,8 +782,8 @@ def _assess(
             settled = {c for h in hits for c in h.settles}
             if not is_pregnant or _denied(a, ("pregnancy_bleed", "vaginal_bleeding"), ("pain", "abdominal_pain")):
                 settled.add("pregnancy_bleeding_pain")
-            if age_val is not None and age_val >= 1:
-                settled.add("infant_fever")
+            if age_val is not None and age_val >= _INFANT_FEVER_AGE_LT:
+                settled.add("infant_fever")  # the flag is defined for babies under three months
             for code, _prob, grams in model.predict(safety_view(norm, a, kb), age_in, pregnant_in):
                 if code in flags or code in settled:
                     continue

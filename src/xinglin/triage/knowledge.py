@@ -143,6 +143,8 @@ class Knowledge:
     orphans: dict[str, str]
     flags: list[FlagRule]
     compound_level_1: list[str]
+    # Evidence wording that makes a compound flag too mild to count ("打蔫", "说胡话"): code -> words.
+    compound_mild: dict[str, list[str]]
     vitals: dict[str, dict[int, list[Threshold]]]
     population: dict[str, Any]
     typos_zh: list[tuple[str, str]]
@@ -375,6 +377,11 @@ def load() -> Knowledge:
     for c in compound:
         if c not in RED_FLAG_CODES:
             raise KnowledgeError(f"red_flags.compound_level_1: unknown code {c!r}")
+    compound_mild: dict[str, list[str]] = {}
+    for c, words in (rf.get("compound_mild") or {}).items():
+        if c not in compound:
+            raise KnowledgeError(f"red_flags.compound_mild: {c!r} is not in compound_level_1")
+        compound_mild[str(c)] = [_norm(str(w), f"red_flags.compound_mild.{c}") for w in words or []]
 
     vitals: dict[str, dict[int, list[Threshold]]] = {}
     for name, levels in (_load_yaml("vitals.yaml") or {}).items():
@@ -433,6 +440,7 @@ def load() -> Knowledge:
         orphans=orphans,
         flags=flags,
         compound_level_1=compound,
+        compound_mild=compound_mild,
         vitals=vitals,
         population=population,
         typos_zh=typos_zh,
