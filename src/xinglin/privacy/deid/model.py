@@ -1,13 +1,21 @@
-"""A small character-level tagger for person names and places (hashed features, NumPy only).
+"""A small neural character tagger for person names and places (NumPy inference only).
 
-Every character gets a score for the tags O, B-PER, I-PER, B-LOC, I-LOC from the sum of weight
-rows picked by hashed features of its neighbourhood (characters in a ±3 window, bigrams, a skip
-bigram and trigrams, the character classes of a ±2 window, and lexicon flags: surname, compound
-surname, medical term, place).  It is a multinomial logistic regression trained by ``train.py``;
-the weights ship as package data (``data/tagger.npz``).  Inference is a fixed handful of
-vectorised NumPy operations over the whole text (their number does not grow with the number of
-templates), so short texts pay little overhead and long ones run at several MB/s; nothing is
-downloaded.
+Every character gets scores for the tags O, B-PER, I-PER, B-LOC, I-LOC from a three-part network:
+
+1. an embedding bag: the sum of the rows, in one hashed table, picked by features of the character
+   (the character, its bigrams and trigrams, a skip bigram, the character classes of a ±2 window,
+   upper case, and lexicon flags: surname, compound surname, medical term, place);
+2. a stack of residual dilated 1-D convolutions (width 3, dilations 1, 2, 4: each character sees
+   about ±9 characters) with ReLU;
+3. a linear layer to the five tag scores.
+
+It is trained with PyTorch by ``train.py``; the weights ship as package data (``data/tagger.npz``)
+and inference here needs NumPy only.  The text is processed in chunks (with a halo as wide as the
+network's reach, so the chunking changes nothing) by a fixed number of NumPy operations per chunk
+— a handful of matrix products — so long texts and batches run at several MB/s; nothing is
+downloaded.  Characters of code 0 (padding, and the separator ``detect_many`` puts between texts)
+carry a zero vector through every layer, and the separator is wider than any dilation, so texts
+joined that way score exactly as they do alone.
 
 Decoding favours recall: ``tag_bias`` (chosen on a development split by ``train.py``) is added to
 the tag scores before the arg-max, so a character is called part of a name or place even when the
@@ -26,7 +34,7 @@ from .lexicon import compound_regex, medical_spans, place_spans, surnames
 
 TAGS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 N_TAGS = len(TAGS)
-HASH_BITS = 19
+HASH_BITS = 17
 _PAD = 3
 
 # character classes: 0 padding, 1 Han, 2 digit, 3 Latin letter, 4 space, 5 other
@@ -48,29 +56,14 @@ _BASES = "cklwu"
 # A template is up to three (base, offset) components.
 TEMPLATES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("c", 0),),
-    (("c", -1),),
-    (("c", 1),),
-    (("c", -2),),
-    (("c", 2),),
-    (("c", -3),),
-    (("c", 3),),
     (("c", -1), ("c", 0)),
     (("c", 0), ("c", 1)),
-    (("c", -2), ("c", -1)),
-    (("c", 1), ("c", 2)),
     (("c", -1), ("c", 1)),
-    (("c", -2), ("c", -1), ("c", 0)),
     (("c", -1), ("c", 0), ("c", 1)),
-    (("c", 0), ("c", 1), ("c", 2)),
     (("w", 0),),
-    (("w", 0), ("c", 0)),
     (("l", -1), ("l", 0), ("l", 1)),
     (("l", 0), ("c", 0)),
-    (("l", -1), ("c", 0)),
-    (("c", -1), ("l", 0)),
-    (("l", 1), ("c", 0)),
     (("u", 0), ("u", -1), ("k", 1)),
-    (),  # bias
 )
 _MAX_COMPS = 3
 
@@ -96,10 +89,11 @@ _COMPS = tuple(
     tuple((_BASES.index(b), off, _MULT[t, j]) for j, (b, off) in enumerate(comps)) for t, comps in enumerate(TEMPLATES)
 )
 _WINDOW_CLASS = np.array([1 << 12, 1 << 9, 1 << 6, 1 << 3, 1], dtype=np.uint32)  # k-2 + k-1 << 3 + ... + k2 << 12
-_SUM_TEMPLATES = np.tile(np.eye(N_TAGS, dtype=np.float32), (len(TEMPLATES), 1))
 _DECODE_VECTOR_FROM = 256  # entity characters from which decoding is vectorised
-_SHORT = 2048  # texts up to this length take the one-gather path
-_CHUNK = 16384  # characters per chunk on the per-template path
+_SHORT = 2048  # chunks up to this length gather all templates at once
+_CHUNK = 8192  # characters per chunk of the network (plus a halo on each side)
+_SMALL = 384  # chunks up to this many rows use plain products (too small for BLAS to start threads)
+_BLOCK = 128  # rows per matrix product: small products keep BLAS on one thread (see _blocks)
 _GOLDEN = np.uint32(2654435761)  # Knuth's multiplicative hash; the top HASH_BITS bits are the index
 _SHIFT = np.uint32(32 - HASH_BITS)
 
@@ -129,6 +123,16 @@ def features(text: str, medical: Spans | None = None, place: Spans | None = None
         for t in range(len(TEMPLATES)):
             out[lo:hi, t] = _hash_one(cols, t, lo, hi)
     return out
+
+
+def _blocks(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w`` for ``x`` of a multiple of ``_BLOCK`` rows, as a stack of small products.
+
+    One large product makes OpenBLAS start its thread pool, which on a busy machine costs several
+    times the arithmetic in spinning threads; products of ``_BLOCK`` rows stay on the caller's core.
+    """
+    rows, dim = x.shape
+    return (x.reshape(rows // _BLOCK, _BLOCK, dim) @ w).reshape(rows, w.shape[1])
 
 
 @cache
@@ -184,18 +188,18 @@ def _hash_one(cols: list[np.ndarray], t: int, lo: int, hi: int) -> np.ndarray:
     return acc
 
 
-def _hash_all(base: np.ndarray, n: int) -> np.ndarray:
-    """(n, T) row indices with three gathers, one per component slot: few NumPy calls, for
-    short texts (``n <= _SHORT``)."""
-    flat = base.ravel()
+def _hash_all(base: np.ndarray, a: int, m: int) -> np.ndarray:
+    """(m, T) row indices of positions ``a:a+m`` with three gathers, one per component slot: few
+    NumPy calls, for short chunks (``m <= _SHORT``)."""
+    flat = base.ravel()[a * len(_BASES) :]
     idx = _short_index()
-    h = flat.take(idx[0, :n]) * _MULT_BY_SLOT[0]
-    h += flat.take(idx[1, :n]) * _MULT_BY_SLOT[1]
-    h += flat.take(idx[2, :n]) * _MULT_BY_SLOT[2]
+    h = flat.take(idx[0, :m]) * _MULT_BY_SLOT[0]
+    h += flat.take(idx[1, :m]) * _MULT_BY_SLOT[1]
+    h += flat.take(idx[2, :m]) * _MULT_BY_SLOT[2]
     h += _SEED
     h *= _GOLDEN
     h >>= _SHIFT
-    return h
+    return h.astype(np.intp)
 
 
 @cache
@@ -210,28 +214,87 @@ _MULT_BY_SLOT = [np.ascontiguousarray(_MULT[:, j]) for j in range(_MAX_COMPS)]
 
 @dataclass(frozen=True, slots=True)
 class Tagger:
-    weights: np.ndarray  # (2**HASH_BITS, N_TAGS) float32
+    embed: np.ndarray  # (2**HASH_BITS, D) float32, the hashed feature table
+    embed_bias: np.ndarray  # (D,)
+    convs: tuple[tuple[np.ndarray, np.ndarray, int], ...]  # (weight (3, D, D), bias (D,), dilation)
+    out_w: np.ndarray  # (D, N_TAGS)
+    out_b: np.ndarray  # (N_TAGS,)
     tag_bias: np.ndarray  # (N_TAGS,) added to the scores for the loose (recall) decision
     seed_bias: np.ndarray  # (N_TAGS,) the same for the strict decision a span must contain
+
+    @property
+    def reach(self) -> int:
+        """How far (in characters) the convolutions look on each side."""
+        return sum(d for _, _, d in self.convs)
 
     def scores(self, text: str, medical: Spans | None = None, place: Spans | None = None) -> np.ndarray:
         """(len(text), N_TAGS) raw scores; digits, spaces and punctuation are O without looking."""
         n = len(text)
         base, closed = _prepare(text, medical, place)
-        if n <= _SHORT:
-            # summing over the template axis as a small matrix product is 3x faster than .sum(axis=1)
-            out = self.weights.take(_hash_all(base, n).astype(np.intp), axis=0).reshape(n, -1) @ _SUM_TEMPLATES
-        else:
-            out = np.zeros((n, N_TAGS), dtype=np.float32)
-            cols = [np.ascontiguousarray(base[:, j]) for j in range(len(_BASES))]
-            w = self.weights
-            for lo in range(0, n, _CHUNK):
-                hi = min(n, lo + _CHUNK)
-                part = out[lo:hi]
-                for t in range(len(TEMPLATES)):
-                    part += w.take(_hash_one(cols, t, lo, hi).astype(np.intp), axis=0)
+        dead = np.flatnonzero(base[_PAD : _PAD + n, 1] == 0)  # code-0 characters carry zero vectors
+        if n <= min(_CHUNK, _SHORT):  # one chunk, one gather: the fewest NumPy calls for a short text
+            h = self._forward(base, [], dead, 0, n)
+            out = h @ self.out_w if n <= _SMALL else _blocks(h, self.out_w)[:n]
+            out += self.out_b
+            out[closed, 0] = 1e4
+            return out
+        cols = [np.ascontiguousarray(base[:, j]) for j in range(len(_BASES))]
+        halo = self.reach
+        out = np.empty((n, N_TAGS), dtype=np.float32)
+        for lo in range(0, n, _CHUNK):
+            hi = min(n, lo + _CHUNK)
+            a, b = max(0, lo - halo), min(n, hi + halo)
+            k0, k1 = np.searchsorted(dead, (a, b))
+            h = self._forward(base, cols, dead[k0:k1] - a, a, b)
+            h = h @ self.out_w if len(h) <= _SMALL else _blocks(h, self.out_w)
+            out[lo:hi] = h[lo - a : hi - a]
+        out += self.out_b
         out[closed, 0] = 1e4
         return out
+
+    def _forward(self, base: np.ndarray, cols: list[np.ndarray], dead: np.ndarray, a: int, b: int) -> np.ndarray:
+        """Hidden vectors of positions ``a:b`` (for long chunks, rows past ``b - a`` up to a multiple
+        of ``_BLOCK`` are padding), positions outside taken as padding; ``dead``: the code-0 rows."""
+        m = b - a
+        small = m <= _SMALL
+        rows = m if small else -(-m // _BLOCK) * _BLOCK
+        emb = self.embed
+        dim = emb.shape[1]
+        margin = max(d for _, _, d in self.convs)
+        # h lives between zero margins as wide as the widest dilation: the taps are plain slices
+        buf = np.zeros((rows + 2 * margin, dim), dtype=np.float32)
+        h = buf[margin : margin + rows]
+        if m <= _SHORT:
+            idx = _hash_all(base, a, m)
+            # template-major, so the sum runs over the leading axis (contiguous adds, not a strided reduce)
+            np.sum(emb.take(idx.T.ravel(), axis=0).reshape(len(TEMPLATES), m, dim), axis=0, out=h[:m])
+        else:
+            body = h[:m]
+            emb.take(_hash_one(cols, 0, a, b), axis=0, out=body)
+            for t in range(1, len(TEMPLATES)):
+                body += emb.take(_hash_one(cols, t, a, b), axis=0)
+        h += self.embed_bias
+        np.maximum(h, 0, out=h)
+        if rows > m:
+            h[m:] = 0
+        if dead.size:
+            h[dead] = 0
+        for w, bias, d in self.convs:
+            left, right = buf[margin - d : margin - d + rows], buf[margin + d : margin + d + rows]
+            if small:  # one product over the three taps side by side: fewest NumPy calls
+                z = np.concatenate((left, h, right), axis=1) @ w.reshape(3 * dim, dim)
+            else:
+                z = _blocks(left, w[0])
+                z += _blocks(h, w[1])
+                z += _blocks(right, w[2])
+            z += bias
+            np.maximum(z, 0, out=z)
+            h += z
+            if rows > m:
+                h[m:] = 0
+            if dead.size:
+                h[dead] = 0
+        return h
 
     def spans(self, text: str, medical: Spans | None = None, place: Spans | None = None) -> list[tuple[str, int, int]]:
         """(type, start, end) of PER/LOC spans.
@@ -312,9 +375,26 @@ def load_tagger() -> Tagger | None:
     if not ref.is_file():
         return None
     with ref.open("rb") as fh, np.load(fh) as data:
-        weights = data["weights"].astype(np.float32)
-        tag_bias = data["tag_bias"].astype(np.float32)
-        seed_bias = data["seed_bias"].astype(np.float32) if "seed_bias" in data else tag_bias
-    if weights.shape != (1 << HASH_BITS, N_TAGS):
+        return tagger_from_arrays(dict(data))
+
+
+def tagger_from_arrays(data: dict[str, np.ndarray]) -> Tagger | None:
+    """A :class:`Tagger` from the arrays ``train.py`` saves (None for another feature layout)."""
+    if "embed" not in data or data["embed"].shape[0] != 1 << HASH_BITS:
         return None  # weights of another feature layout: retrain with train.py
-    return Tagger(weights=weights, tag_bias=tag_bias, seed_bias=seed_bias)
+    f32 = np.float32
+    dilations = [int(d) for d in data["dilations"]]
+    convs = tuple(
+        (np.ascontiguousarray(data[f"conv{i}_w"], dtype=f32), data[f"conv{i}_b"].astype(f32), d)
+        for i, d in enumerate(dilations)
+    )
+    tag_bias = data["tag_bias"].astype(f32)
+    return Tagger(
+        embed=data["embed"].astype(f32),
+        embed_bias=data["embed_bias"].astype(f32),
+        convs=convs,
+        out_w=data["out_w"].astype(f32),
+        out_b=data["out_b"].astype(f32),
+        tag_bias=tag_bias,
+        seed_bias=data["seed_bias"].astype(f32) if "seed_bias" in data else tag_bias,
+    )

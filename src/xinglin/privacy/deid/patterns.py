@@ -105,7 +105,8 @@ _REC_EN_WORDS = (
 )
 _SEP = r"\s*(?:[:：#=]|号码|编号)?\s*(?:为|是)?\s*[（(]?\s*"
 # Card numbers are often printed in groups of four digits ("7826 6367 8867 1873").
-_VALUE = r"([A-Za-z]{0,6}[-_]?\d[A-Za-z0-9_-]{2,30}(?: \d{4}){0,4})(?![A-Za-z0-9])"
+# A group of four digits followed by 年/./-// is the year of a date that follows, not part of the card.
+_VALUE = r"([A-Za-z]{0,6}[-_]?\d[A-Za-z0-9_-]{2,30}(?: \d{4}(?!年|[./-]\d)){0,4})(?![A-Za-z0-9])"
 _REC_LABELS_ZH = (
     "门诊号 住院号 病案号 病历号 检验号 影像号 检查号 病理号 放射号 登记号 就诊号 就诊卡号 诊疗卡号 条码号 "
     "标本号 样本号 申请单号 报告单号 报告号 流水号 住院流水号 门诊流水号 体检号 健康档案号 档案号 患者编号 "

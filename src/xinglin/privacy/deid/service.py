@@ -108,6 +108,7 @@ _LEAD_STOP = frozenset("因于在是的了和与及或从到为由被把对给�
 
 
 _NOT_GIVEN_SET = frozenset(_NOT_GIVEN)
+_LOC_LEAD_WORDS = frozenset(("家住", "现住", "住在", "居住", "住址", "现居", "家在", "来自", "位于", "住于", "户籍"))
 _COMPOUND = frozenset(surnames()[1])
 # After a full name comes punctuation or a word such as 已/诉/的 — not more name characters.
 _NAME_FOLLOW = frozenset("，。、；;,.\n （(）)：:！!？?" + _NOT_GIVEN + "之诉")
@@ -120,10 +121,34 @@ def _model_spans(
     if tagger is None:
         return
     n = len(text)
+    out: list[Span] = []
     for typ, span_start, span_end in tagger.spans(text, meds, places):
         # a span may run from Han characters into Latin letters (请Infi对): judge each script apart
         for piece in _SCRIPT_PIECE.finditer(text, span_start, span_end):
-            yield from _model_piece(text, n, typ, piece.start(), piece.end(), surname_chars)
+            out.extend(_model_piece(text, n, typ, piece.start(), piece.end(), surname_chars))
+    yield from _common_name_stems(text, out)
+
+
+def _common_name_stems(text: str, spans: list[Span]) -> list[Span]:
+    """A name that recurs is followed by different characters (张晓燕巡视, 张晓燕建议): person spans
+    of four characters or more (not a compound surname: 欧阳秀兰 and 欧阳秀英 are two people) that
+    differ only in their last one are cut to what they share."""
+    names = [
+        (text[s:e], k)
+        for k, (typ, s, e, _) in enumerate(spans)
+        if typ == PERSON and e - s >= 4 and text[s : s + 2] not in _COMPOUND
+    ]
+    if len(names) < 2:
+        return spans
+    stems: dict[str, set[str]] = {}
+    for name, _ in names:
+        stems.setdefault(name[:-1], set()).add(name)
+    out = list(spans)
+    for name, k in names:
+        if len(stems[name[:-1]]) > 1:
+            typ, s, e, prio = out[k]
+            out[k] = (typ, s, e - 1, prio)
+    return out
 
 
 _SCRIPT_PIECE = re.compile(r"[\u4e00-\u9fff·•・]+|[A-Za-z][A-Za-z0-9]*")
@@ -138,6 +163,14 @@ def _model_piece(text: str, n: int, typ: str, start: int, end: int, surname_char
         start += 1
     while end > start and text[end - 1] in _DOTS:
         end -= 1
+    if typ == "LOC":
+        # the recall-first decoding pulls in the verb before a place (家住北京市..., 在横店...)
+        while end - start > _MIN_MODEL_LEN + 1 and (
+            text[start : start + 2] in _LOC_LEAD_WORDS or (text[start] == "在" and text[start + 1] not in "在")
+        ):
+            start += 2 if text[start : start + 2] in _LOC_LEAD_WORDS else 1
+    elif end - start > _MIN_MODEL_LEN + 1 and text[end - 1] in _NOT_GIVEN_SET and text[start] not in _NOT_GIVEN_SET:
+        end -= 1  # ... and the word after a name (克里斯·莫瑞斯出席, 孟繁星复查)
     surface = text[start:end]
     if end - start < _MIN_MODEL_LEN or _HAN_NAME.fullmatch(surface) is None:
         return
@@ -375,7 +408,7 @@ def mask(
     return MaskResult(apply(text, entities, mode=mode, key=key, date_shift_days=date_shift_days), entities)
 
 
-_BATCH_SEP = "\x00\x00"  # the tagger pads texts with code 0, so joined texts score as separate ones
+_BATCH_SEP = "\x00" * 4  # code 0, as wide as the tagger's widest dilation: joined texts score as they do alone
 _BATCH_CHARS = 1 << 20
 
 
