@@ -22,11 +22,13 @@ PRIO_ADDRESS = 58
 PRIO_MODEL = 40
 
 # Characters that never belong to a given name: function words, titles, clinical words.
+# (生 长 志 成 月 治 和 可 are left out although titles and everyday words use them: 春生, 长江, 志强, 建成,
+# 秀月, 治国, 和平, 可欣 are given names.)
 _NOT_GIVEN = (
-    "的了在是于和与及或从到往向为由被把对给让请去诉有无不未已曾因该其此这那个位名岁男女患者病症医生护士"
-    "主任教授院长先生女士老师同志阿姨之等说称示签字意拒要求入出住转术后前时内外上下左右床科诊治班级值"
-    "管理室楼号区县市省路街巷镇村岁月日年今昨近既诉述查体伴并且但也都又将会能可应予行给服用经常"
-    "自称告知已将测量做完成再就还没代"
+    "的了在是于与及或从到往向为由被把对给让请去诉有无不未已曾因该其此这那个位名岁男女患者病症医护士"
+    "主任教授院先女老师同阿姨之等说称示签字意拒要求入出住转术后前时内外上下左右床科诊班级值"
+    "管理室楼号区县市省路街巷镇村岁日年今昨近既诉述查体伴并且但也都又将会能应予行给服用经常"
+    "自称告知已将测量做完再就还没代"
 )
 # Python's re has no class subtraction: spell the class as a negative lookahead per character.
 _GIVEN = rf"(?:(?![{_NOT_GIVEN}])[\u4e00-\u9fff])"
@@ -85,7 +87,8 @@ def surname_pattern() -> str:
 _LEFT_TITLES = (
     "主任医师 副主任医师 主治医师 住院医师 医师 医生 大夫 护士长 护士 护师 主任 教授 药师 技师 患者 病人 患儿 "
     "家属 丈夫 妻子 儿子 女儿 父亲 母亲 配偶 爱人 老伴 其子 其女 其夫 其妻 孙子 孙女 陪同人 联系人 监护人 "
-    "侄子 侄女 外甥 外甥女 儿媳 女婿 兄弟 姐妹 哥哥 姐姐 弟弟 妹妹 之子 之女 之妻 之夫 老人 兹有 随访 回访 病友"
+    "侄子 侄女 外甥 外甥女 儿媳 女婿 兄弟 姐妹 哥哥 姐姐 弟弟 妹妹 之子 之女 之妻 之夫 老人 兹有 随访 回访 病友 "
+    "司机 子女 长子 长女 次子 次女 姓名 汇报"
 )
 
 
@@ -104,7 +107,7 @@ def _name_regexes() -> tuple[re.Pattern[str], ...]:
     before_title_rx = re.compile(rf"(?:{sur}{_GIVEN}{{1,2}}|{sur})\Z")
     # 姓名：王建国 / 家属：欧阳娜娜 — a label and a colon, then a short name.
     end = rf"(?=[^\u4e00-\u9fff]|$|{titles})"
-    label_rx = re.compile(rf"(?:{labels})\s*[:：]\s*({sur}{_GIVEN}{{1,2}}){end}")
+    label_rx = re.compile(rf"({labels})\s*[:：]\s*({sur}{_GIVEN}{{1,2}}){end}")
     # after a strong label any short run of Han characters is a name (阿依古丽, 买买提·艾力)
     strong_rx = re.compile(
         rf"(?:{strong})\s*[:：]\s*([\u4e00-\u9fff]{{2,5}}(?:[·•][\u4e00-\u9fff]{{2,6}})?)(?=[^\u4e00-\u9fff]|$)"
@@ -114,10 +117,27 @@ def _name_regexes() -> tuple[re.Pattern[str], ...]:
     # 护士张敏， / 患者欧阳娜娜。 — a title or kin word before, punctuation right after
     left_titles = trie_pattern(_LEFT_TITLES.split())
     # the name ends at punctuation or at a character that never belongs to a given name
-    left_rx = re.compile(rf"(?:{left_titles})({sur}{_GIVEN}{{1,2}})(?=[，。、；;,.\s（(）)：:！!？?]|[{_NOT_GIVEN}]|$)")
+    left_rx = re.compile(
+        rf"(?:{left_titles})({sur}{_GIVEN}{{1,2}})(?=[，。、；;,.\s（(）)：:！!？?]|[{_NOT_GIVEN}]|电话|手机|来电|陪|$)"
+    )
     # ，王建国诉腹痛 — a clause that starts with a name and a verb of saying
     says_rx = re.compile(rf"(?<=[，。；;,\s：:])({sur}{_GIVEN}{{1,2}})(?=诉|自诉|主诉|自述|述|称|反映|表示)")
-    return title_rx, before_title_rx, label_rx, strong_rx, sex_rx, re.compile(roles), left_rx, says_rx
+    # 30床 许嘉懿 — a bed number, then the patient in it
+    bed_rx = re.compile(rf"\d{{1,3}}\s*床\s*[:：]?\s*({sur}{_GIVEN}{{1,2}})(?=[^\u4e00-\u9fff]|$)")
+    # 郝飞：今晚38床… — who speaks, at the start of a line of a chat or a ward round
+    speaker_rx = re.compile(rf"(?:^|(?<=[\s。！？!?]))({sur}{_GIVEN}{{1,2}})[:：]", re.M)
+    return (
+        title_rx,
+        before_title_rx,
+        label_rx,
+        strong_rx,
+        sex_rx,
+        re.compile(roles),
+        left_rx,
+        says_rx,
+        bed_rx,
+        speaker_rx,
+    )
 
 
 _EN_NAME = r"[A-Z][a-z]+(?:['’-][A-Z]?[a-z]+)?"
@@ -142,19 +162,24 @@ def in_role_word(text: str, start: int, roles_rx: re.Pattern[str] | None = None)
     return False
 
 
+_WEAK_LABELS = frozenset({"患者", "病人", "家属"})
 _SEX_AGE = re.compile(r"[，,、\s（(][男女][，,、\s）)]")
 
 
 def find_names(text: str) -> Iterator[Span]:
-    title_rx, before_title_rx, label_rx, strong_rx, sex_rx, roles_rx, left_rx, says_rx = _name_regexes()
-    for rx in (left_rx, says_rx):
+    title_rx, before_title_rx, label_rx, strong_rx, sex_rx, roles_rx, left_rx, says_rx, bed_rx, speaker_rx = (
+        _name_regexes()
+    )
+    for rx in (left_rx, says_rx, bed_rx, speaker_rx):
         for m in rx.finditer(text):
             yield PERSON, m.start(1), m.end(1), PRIO_NAME_TITLE
     for m in strong_rx.finditer(text):
         yield PERSON, m.start(1), m.end(1), PRIO_NAME_LABEL
     for m in label_rx.finditer(text):
-        # a weak label (患者：, 医生：) may precede a disease name, so it stays below strong labels
-        yield PERSON, m.start(1), m.end(1), PRIO_NAME_LABEL - 1
+        # a patient label (患者：) may precede a disease name, so it stays below strong labels; staff and kin
+        # labels (护士：, 丈夫：) are followed by people
+        weak = m.group(1) in _WEAK_LABELS
+        yield PERSON, m.start(2), m.end(2), PRIO_NAME_LABEL - 1 if weak else PRIO_NAME_LABEL
     for t in title_rx.finditer(text):
         end = t.start()
         m = before_title_rx.search(text, max(0, end - 4), end)
@@ -167,7 +192,10 @@ def find_names(text: str) -> Iterator[Span]:
             if m2 is not None:
                 start = m2.start()
         if in_role_word(text, start, roles_rx):
-            continue  # 管床医生, 值班护士: a role, not a name
+            if end - start > 1 and not in_role_word(text, end - 1, roles_rx):
+                start = end - 1  # 值班李医生: 班 ends the role, 李 alone is the name
+            else:
+                continue  # 管床医生, 值班护士: a role, not a name
         if end - start == 1 and (
             text[start] in _BARE_SURNAME_STOP or (start > 0 and text[start - 1] in _BARE_LEFT_STOP)
         ):

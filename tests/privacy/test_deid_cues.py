@@ -1,4 +1,5 @@
-"""Dates with a clock time, short-year dates, grouped card numbers and more record / insurance labels."""
+"""Cues in clinical text: dates with a clock time, short-year dates, grouped card numbers, record and insurance
+labels, and the places names stand in (after a bed number, as a chat speaker, after staff and kin words)."""
 
 import pytest
 
@@ -56,3 +57,26 @@ def test_the_date_moves_and_the_time_of_day_stays(surface, shifted):
 )
 def test_more_number_labels(text, expected):
     assert _found(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        ("班记录 30床 许嘉懿　良性阵发性位置性眩晕", "许嘉懿"),
+        ("宇文素芬：先查个血气，我十分钟到。", "宇文素芬"),
+        ("抢救室。分诊护士：黄素芬", "黄素芬"),  # 黄素 is also a medical word; the staff label decides
+        ("已告知值班李医生。", "李"),  # 值班 is a role, 李 the doctor
+        ("患者田长江，男，60岁", "田长江"),  # 长 and 生 belong to given names too
+        ("儿科王春生主任医师的号", "王春生"),
+        ("肇事司机蒯璐电话+86-189-2972-9401", "蒯璐"),
+        ("患者的女儿林婉清来电，称父亲头晕", "林婉清"),
+        ("姓名许子轩。X线：右跟骨骨折", "许子轩"),
+    ],
+)
+def test_names_where_clinical_text_puts_them(text, name):
+    assert ("PERSON", name) in _found(text, "PERSON")
+
+
+@pytest.mark.parametrize("text", ["经护士测量血压", "管床医生查房", "患者高血压病史十年", "值班护士巡视病房"])
+def test_roles_and_diseases_stay(text):
+    assert _found(text, "PERSON") == []
