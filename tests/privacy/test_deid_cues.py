@@ -80,3 +80,20 @@ def test_names_where_clinical_text_puts_them(text, name):
 @pytest.mark.parametrize("text", ["经护士测量血压", "管床医生查房", "患者高血压病史十年", "值班护士巡视病房"])
 def test_roles_and_diseases_stay(text):
     assert _found(text, "PERSON") == []
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("地址：上海市静安区国定路123号南湖新村7号楼5门1450　邮编", "上海市静安区国定路123号南湖新村7号楼5门1450"),
+        ("联系地址：静安区南京西路818号桂花园19栋3单元1603室　电话", "静安区南京西路818号桂花园19栋3单元1603室"),
+        ("呼救地址：广州市海珠区江南大道中12号16栋1002室 病情", "广州市海珠区江南大道中12号16栋1002室"),
+        ("He lives in Xuhui District, Shanghai. Known", "Xuhui District, Shanghai"),
+        (
+            "I live at Room 605, Building 8, No. 16 Keji Road, Futian District, Shenzhen. My",
+            "Room 605, Building 8, No. 16 Keji Road, Futian District, Shenzhen",
+        ),
+    ],
+)
+def test_addresses_down_to_the_flat(text, address):
+    assert ("ADDRESS", address) in _found(text, "ADDRESS")

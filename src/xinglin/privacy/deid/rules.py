@@ -222,7 +222,8 @@ _P = rf"(?:(?![{_NOT_PLACE}])[\u4e00-\u9fff])"
 _PN = rf"(?:(?![{_NOT_PLACE}])[\u4e00-\u9fff0-9])"
 _CN_NUM = "零〇一二三四五六七八九十百"
 _ADMIN = r"(?:(?:壮族|回族|维吾尔)?自治区|特别行政区|自治州|自治县|地区|省|市|区|县|旗|盟|镇|乡|街道|村|屯|社区|组)"
-_ROAD = r"(?:大街|大道|路|街|巷|弄|胡同|里|道)(?:[东西南北中]段|[一二三四五六七八九]段)?"
+# 江南大道中12号: a road's middle/east part written before the number (Guangzhou style)
+_ROAD = r"(?:大街|大道|路|街|巷|弄|胡同|里|道)(?:[东西南北中]段|[一二三四五六七八九]段|[东西南北中](?=\d))?"
 _ESTATE = (
     r"(?:小区|花园|公寓|大厦|广场|家园|新村|新城|山庄|名苑|苑|府|公馆|华庭|雅居|别墅|宿舍|大院|中心|商城|村|庄|"
     r"城|郡|邸|湾|园|居|庭|轩|阁|墅)"
@@ -230,7 +231,8 @@ _ESTATE = (
 _NUM = rf"(?:\d+|[{_CN_NUM}]+)"
 _HOUSE = rf"(?:{_NUM}(?:-{_NUM})?(?:号院|号(?!楼)|號)(?:之{_NUM})?)"
 _BLDG = rf"(?:(?:{_NUM}|[A-Za-z])(?:号楼|栋|幢|座|楼|期|区))"
-_UNIT = rf"(?:{_NUM}单元)"
+# 2单元 / 5门, and the flat number that may follow without 室 (5门1450)
+_UNIT = rf"(?:{_NUM}(?:单元|门)(?:\d{{2,4}}(?![0-9室房户]))?)"
 _ROOM = r"(?:\d+(?:室|房|户)|\d+-\d+(?:-\d+)?(?:室)?)"
 _GROUP = rf"(?:{_NUM}(?:组|队|社))"
 # numbers, building/unit/room, and an estate name when a number follows it (…88号桂花城3栋…)
@@ -255,9 +257,14 @@ _FALSE_ADMIN = re.compile(
     r"该省|农村|乡村|山村|全村|本村|城乡|老乡|家乡|故乡|本镇|全镇|乡镇|城镇|分组|小组|治疗组|对照组|观察组|实验组)"
 )
 EN_ADDRESS_RE = re.compile(
+    # Room 605, Building 8, No. 16 Keji Road, Futian District, Shenzhen
+    r"(?:\b(?:Apt|Apartment|Unit|Suite|Room|Rm)\.?\s*#?\w+,\s*)?(?:\bBuilding\s+\w+,\s*)?(?:\bNo\.\s*)?"
     r"\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Boulevard|Blvd|Drive|Dr|Way|"
     r"Court|Ct|Place|Pl|Terrace|Highway|Hwy)\b\.?(?:,?\s*(?:Apt|Apartment|Unit|Suite|Room|Rm)\.?\s*#?\w+)?"
+    r"(?:,\s*[A-Z][a-z]+\s+District)?"
     r"(?:,\s*[A-Z][a-z]+(?:\s+[A-Z][a-z]+)?(?:,\s*[A-Z]{2}\s+\d{5})?)?"
+    # Xuhui District, Shanghai
+    r"|\b[A-Z][a-z]+\s+District,\s*[A-Z][a-z]+\b"
 )
 
 
@@ -301,6 +308,6 @@ def find_addresses(text: str, known_place_starts: set[int] | None = None) -> Ite
                 if start >= end:
                     continue
             yield ADDRESS, start, end, PRIO_ADDRESS
-    if any(w in text for w in ("St", "Rd", "Ave", "Road", "Street", "Lane", "Dr", "Way", "Blvd")):
+    if any(w in text for w in ("St", "Rd", "Ave", "Road", "Street", "Lane", "Dr", "Way", "Blvd", "District")):
         for m in EN_ADDRESS_RE.finditer(text):
             yield ADDRESS, m.start(), m.end(), PRIO_ADDRESS
