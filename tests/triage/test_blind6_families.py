@@ -50,7 +50,7 @@ def outcome(text: str, **kwargs: object) -> tuple[str, int, list[str]]:
         (
             "my son has epilepsy and he has been jerking for over five minutes",
             {"age": 15},
-            ("20", 1, ["seizure_ongoing"]),
+            ("20", 1, ["altered_consciousness", "seizure_ongoing"]),  # a fit in progress: consciousness lost
         ),
         # a drug or an infusion, then itch, then a tight chest or throat
         ("在社区打点滴 打着打着身上发痒 胸口发紧", {"age": 50}, ("13", 2, ["anaphylaxis"])),

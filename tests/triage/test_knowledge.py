@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from xinglin.triage import build_lexicon
@@ -60,8 +59,10 @@ def test_build_lexicon_missing_source(tmp_path: Path) -> None:
     assert build_lexicon.main([str(tmp_path)]) == 2
 
 
-def test_startup_is_fast() -> None:
+def test_a_cold_load_builds_the_same_knowledge() -> None:
+    # start-up time is measured by benchmarks/triage_eval.py, not asserted here
+    warm = load()
     load.cache_clear()
-    start = time.perf_counter()
-    load()
-    assert time.perf_counter() - start < 1.5
+    cold = load()
+    assert cold is not warm
+    assert (len(cold.flags), cold.stats) == (len(warm.flags), warm.stats)

@@ -19,7 +19,7 @@ FLAG_CASES = [
     ("喘不上气", {}, 2, {"breathing_difficulty"}),
     ("吃了虾以后全身起疹子，喉咙发紧喘不上气", {}, 1, {"anaphylaxis", "breathing_difficulty"}),
     ("被马蜂蛰了好几下，头晕", {}, 2, {"anaphylaxis"}),
-    ("抽搐口吐白沫，现在还在抽", {}, 1, {"seizure_ongoing"}),
+    ("抽搐口吐白沫，现在还在抽", {}, 1, {"seizure_ongoing", "altered_consciousness"}),
     ("人晕倒了叫不醒", {"age": 70}, 1, {"altered_consciousness"}),
     ("突然晕倒了，现在醒了", {}, 2, {"altered_consciousness"}),
     ("手被机器绞伤，血流不止", {}, 2, {"heavy_bleeding"}),

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import bisect
 import re
+import unicodedata
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from xinglin.triage import safety
 from xinglin.triage import text as textmod
-from xinglin.triage.knowledge import Concept, Entry, FlagRule, Knowledge, Match, load
+from xinglin.triage.knowledge import Concept, Entry, FlagRule, Knowledge, Match, load, pinyin_key
 from xinglin.triage.models import (
     DEPARTMENTS,
     LEVELS,
@@ -40,7 +41,10 @@ from xinglin.triage.models import (
 
 _CLAUSE_SEP = re.compile(r"[,;!?\n\u3000。，；！？:：]|(?<!\d)\.|\.(?!\d)")
 _CJK = re.compile(r"[\u4e00-\u9fff]")
-_SENTENCE_SEP = re.compile(r"[!?\n。！？；;]|(?<!\d)\.(?!\d)")
+# A new topic opens a new sentence: danger told "by the way" after a booking question is not framed by it.
+_SENTENCE_SEP = re.compile(
+    r"[!?\n。！？；;]|(?<!\d)\.(?!\d)|顺便说|顺便问|顺带说|对了|还有个事|还有件事|by the way|btw"
+)
 # Words that frame the message (a refill, a routine check, a question about a drug): they tone a rule down
 # only inside their own sentence.
 _FRAMING = frozenset({"followup", "drug_question"})
@@ -249,8 +253,24 @@ def _correct_english(text: str, kb: Knowledge) -> str:
     return text
 
 
+_TONED_LATIN = re.compile(r"[\u00c0-\u024f]")
+
+
+def _pinyin_to_hanzi(text: str, kb: Knowledge) -> str:
+    """Danger words typed in pinyin ("wo xiang si le", "xiōng kǒu téng") → Chinese characters."""
+    if kb.pinyin is None:
+        return text
+    text = _TONED_LATIN.sub(lambda m: unicodedata.normalize("NFD", m.group(0))[0], text)
+    return kb.pinyin.sub(lambda m: kb.pinyin_words.get(pinyin_key(m.group(0)), m.group(0)), text)
+
+
 def prepare_text(raw: str, kb: Knowledge) -> str:
     norm = textmod.normalise(raw)
+    for wording, mandarin in kb.dialect:
+        if wording in norm:
+            norm = norm.replace(wording, mandarin)
+    if _ASCII.search(norm) or _TONED_LATIN.search(norm):
+        norm = _pinyin_to_hanzi(norm, kb)
     for wrong, right in kb.typos_zh:
         if wrong in norm:
             norm = norm.replace(wrong, right)
@@ -675,6 +695,7 @@ def _assess(
     pills = textmod.read_pill_count(numeric) if norm else None
     if pills is not None and pills >= 10:
         a.presence.setdefault("overdose_amount", []).append(Occ("overdose_amount", -1, -1, f"{pills}片"))
+        a.presence.setdefault("big_overdose", []).append(Occ("big_overdose", -1, -1, f"{pills}片"))
     spo2 = measured.get("spo2")
     if spo2 is not None and spo2 < 90:
         a.presence.setdefault("hypoxia", []).append(Occ("hypoxia", -1, -1, f"SpO2 {spo2:g}%"))
@@ -730,6 +751,13 @@ def _assess(
         if code in flags and others and strong:
             flags[code] = FlagHit(code, 1, flags[code].dept, flags[code].evidence)
             hits.append(flags[code])
+
+    # A flag that implies another (a convulsion in progress → consciousness lost): same level and evidence.
+    for code, implied, with_any, unless in kb.implies:
+        if code not in flags or implied in flags or any(a.has(c) for c in unless):
+            continue
+        if not with_any or any(a.has(c) for c in with_any):
+            flags[implied] = FlagHit(implied, flags[code].level, flags[code].dept, flags[code].evidence)
 
     # ---- urgency level
     reasons: list[str] = []

@@ -158,6 +158,13 @@ class Knowledge:
     scope: dict[str, int]
     patterns: list[tuple[str, re.Pattern[str]]] = field(default_factory=list)
     overlay: TermIndex = field(default_factory=TermIndex)  # terms found beside the others, hiding none
+    # variants.yaml: danger words typed in pinyin (one regex, the key of a match is its letters), regional
+    # wordings → Mandarin (single characters first, then longest first)
+    pinyin: re.Pattern[str] | None = None
+    pinyin_words: dict[str, str] = field(default_factory=dict)
+    dialect: list[tuple[str, str]] = field(default_factory=list)
+    # flags that imply another ("a seizure in progress" → consciousness is altered): code, implied, with, unless
+    implies: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = field(default_factory=list)
     stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -168,6 +175,43 @@ def _norm(term: Any, where: str) -> str:
     if not out:
         raise KnowledgeError(f"{where}: empty term")
     return out
+
+
+_PINYIN_SYLLABLE = re.compile(r"^[a-z]+$")
+
+
+def pinyin_key(text: str) -> str:
+    """The letters of a pinyin phrase: "Xiang-si3 le" → "xiangsile"."""
+    return "".join(ch for ch in text.lower() if "a" <= ch <= "z")
+
+
+def _load_variants(raw: Any) -> tuple[re.Pattern[str] | None, dict[str, str], list[tuple[str, str]]]:
+    from xinglin.triage.text import to_simplified
+
+    words: dict[str, str] = {}
+    sources: list[tuple[int, str]] = []
+    for phrase, hanzi in (raw.get("pinyin") or {}).items():
+        syllables = str(phrase).lower().split()
+        if not syllables or not all(_PINYIN_SYLLABLE.match(s) for s in syllables) or not isinstance(hanzi, str):
+            raise KnowledgeError(f"variants.pinyin: bad entry {phrase!r}: {hanzi!r}")
+        key = "".join(syllables)
+        if key in words and words[key] != hanzi:
+            raise KnowledgeError(f"variants.pinyin: {phrase!r} is written like another phrase")
+        words[key] = to_simplified(hanzi)
+        # syllables apart (space, hyphen, apostrophe, a tone number); run together only for three or more
+        sep = r"[1-5]?[\s'-]*" if len(syllables) >= 3 else r"[1-5]?[\s'-]+"
+        sources.append((len(key), sep.join(syllables) + r"[1-5]?"))
+    pattern = None
+    if sources:
+        alternation = "|".join(src for _, src in sorted(sources, key=lambda x: -x[0]))
+        pattern = re.compile(rf"(?<![a-z])(?:{alternation})(?![a-z])")
+    dialect: list[tuple[str, str]] = []
+    for wording, mandarin in (raw.get("dialect") or {}).items():
+        if not isinstance(wording, str) or not isinstance(mandarin, str) or not wording:
+            raise KnowledgeError(f"variants.dialect: bad entry {wording!r}: {mandarin!r}")
+        dialect.append((to_simplified(wording), to_simplified(mandarin)))
+    dialect.sort(key=lambda kv: (len(kv[0]) > 1, -len(kv[0])))
+    return pattern, words, dialect
 
 
 def _dept_weights(raw: Any, where: str) -> dict[str, float]:
@@ -382,6 +426,23 @@ def load() -> Knowledge:
         if c not in compound:
             raise KnowledgeError(f"red_flags.compound_mild: {c!r} is not in compound_level_1")
         compound_mild[str(c)] = [_norm(str(w), f"red_flags.compound_mild.{c}") for w in words or []]
+    implies: list[tuple[str, str, tuple[str, ...], tuple[str, ...]]] = []
+    for i, body in enumerate(rf.get("implies") or []):
+        where = f"red_flags.implies[{i}]"
+        code, implied = body.get("code"), body.get("adds")
+        if code not in RED_FLAG_CODES or implied not in RED_FLAG_CODES:
+            raise KnowledgeError(f"{where}: unknown red-flag code {code!r} or {implied!r}")
+        for name in [*(body.get("with") or []), *(body.get("unless") or [])]:
+            if name not in concepts:
+                raise KnowledgeError(f"{where}: unknown concept {name!r}")
+        implies.append(
+            (
+                str(code),
+                str(implied),
+                tuple(str(n) for n in body.get("with") or []),
+                tuple(str(n) for n in body.get("unless") or []),
+            )
+        )
 
     vitals: dict[str, dict[int, list[Threshold]]] = {}
     for name, levels in (_load_yaml("vitals.yaml") or {}).items():
@@ -392,6 +453,7 @@ def load() -> Knowledge:
         }
 
     typos = _load_yaml("typos.yaml") or {}
+    pinyin, pinyin_words, dialect = _load_variants(_load_yaml("variants.yaml") or {})
     typos_zh = sorted(((str(k), str(v)) for k, v in (typos.get("zh") or {}).items()), key=lambda kv: -len(kv[0]))
     typos_en: dict[str, str] = {}
     typo_phrases_en: list[tuple[re.Pattern[str], str]] = []
@@ -454,6 +516,10 @@ def load() -> Knowledge:
         scope=scope,
         patterns=patterns,
         overlay=overlay,
+        pinyin=pinyin,
+        pinyin_words=pinyin_words,
+        dialect=dialect,
+        implies=implies,
         stats={
             "terms": len(semantic.terms),
             "modifier_terms": len(modifiers.terms),
