@@ -3,10 +3,10 @@
     .venv/bin/python benchmarks/code_dx_eval.py [--holdout 0.2] [--seed 13]
 
 The pairs are split with a seeded shuffle (the same split as ``train.py --holdout``): the model is trained on
-80 % (tables, rules, LightGBM re-ranker; settings chosen by 3-fold CV on that part only) and scored on the held-out
-20 %, which nothing was tuned on. F1 is micro F1 over (text, standard name) pairs, a predicted name counting as
-correct when it is in the gold set; gold ``O`` (no code) and gold names missing from the list stay in the
-denominator. Latency is per string, one thread, after warm-up; peak RSS of serving is measured in a fresh
+80 % (tables, rules, two-stage LightGBM re-ranker; settings chosen by 3-fold CV on that part only) and scored on
+the held-out 20 %, which nothing was tuned on. F1 is micro F1 over (text, standard name) pairs, a predicted name
+counting as correct when it is in the gold set; gold ``O`` (no code) and gold names missing from the list stay in
+the denominator. Latency is per string, one thread, after warm-up; peak RSS of serving is measured in a fresh
 process that only loads the dumped index and codes the held-out texts (training needs more memory).
 """
 

@@ -3,10 +3,14 @@
     .venv/bin/python benchmarks/ingest_bench.py [--rows 20000] [--database-url URL] [--pg [SERVER_URL]]
     .venv/bin/python benchmarks/ingest_bench.py --rows 5000000 --normalise-only
 
-Prints JSON: rows/second of reading + normalising alone (the column-wise path ingest uses, and the row-at-a-time
-reference path for comparison, in the same run); per database, rows/second end to end (read, normalise, match,
-write through the repository) and resources/second; peak resident memory (MB).
-``--pg`` also runs against a scratch database created on the PostgreSQL server and dropped afterwards.
+Prints JSON: rows/second of reading + normalising alone -- the column-wise path spread over cleaning processes
+(what ingest runs on a big plain CSV) and in this one process, alternately ``--repeat`` times, with the CPU
+seconds of each (the machine is shared: the wall clock also counts other processes), and the row-at-a-time
+reference path; per database, rows/second end to end (read, normalise, match, write through the repository) and
+resources/second; peak resident memory (MB).
+``--pg`` also runs against a scratch database created on the PostgreSQL server and dropped afterwards, twice:
+as ingest does by default (chunks written by two writer processes while this one plans the next) and with
+everything in this process (``postgresql_one_process``).
 ``--normalise-only`` skips the databases and measures reading + normalising in a child process of its own, so
 its peak resident memory is that of streaming the file (checking it, then cleaning it block by block); the
 generated file goes to the temporary folder (``/tmp``) and is deleted afterwards.
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import resource
 import secrets
@@ -29,12 +34,12 @@ from pathlib import Path
 import polars  # noqa: F401  (imported up front: a library's import is not throughput)
 
 from xinglin.core.config import Settings
-from xinglin.ingest.clean import RowCleaner, RowRejected, clean_source
+from xinglin.ingest.clean import PROCESS_MIN_ROWS, RowCleaner, RowRejected, clean_source, default_workers, warm_up
 from xinglin.ingest.normalise import id_check_char
 from xinglin.ingest.profile import infer_profile
 from xinglin.ingest.readers import SourceRow, open_source
 from xinglin.ingest.report import IngestReport
-from xinglin.ingest.service import ingest
+from xinglin.ingest.service import CHUNK_ROWS, ingest, writer_processes
 from xinglin.store.db import make_engine
 from xinglin.store.migrate import upgrade
 from xinglin.store.repository import Store
@@ -55,6 +60,8 @@ LABS = [
 # CPU seconds (all threads of the process) of the last normalising run: on a shared machine wall-clock time
 # also counts the time other processes hold the cores
 LAST_CPU_SECONDS = [0.0]
+WARM_UP_SECONDS = [0.0]  # starting the cleaning processes of the last normalising run (outside its timing)
+WORKERS_CPU_SECONDS = [0.0]  # ... and the CPU seconds of its cleaning processes
 DATES = ["{y}年{m}月{d}日", "{y}/{m}/{d}", "{y}{m:02d}{d:02d}", "{y}.{m}.{d}", "{y}-{m:02d}-{d:02d}"]
 
 
@@ -95,16 +102,18 @@ def load_tables() -> None:
     to_simplified("張")
 
 
-def normalise_only(path: Path, *, row_path: bool = False) -> tuple[int, float]:
+def normalise_only(path: Path, *, row_path: bool = False, workers: int | None = None) -> tuple[int, float]:
     """Reading + normalising every row (the file check of open_source excluded, as before); rows and seconds.
 
     The column-wise path is what ``ingest`` runs: rows it cannot clean itself go to the row cleaner here too.
-    ``row_path`` runs the row-at-a-time reference cleaner on every row instead.
+    ``row_path`` runs the row-at-a-time reference cleaner on every row instead. ``workers``: cleaning processes
+    (1: all in this process; None: as ``ingest`` decides, one per core for a big plain CSV). Starting them is a
+    one-time cost like loading the tables (see ``warm_up``), outside the timing.
     """
     src = open_source(path)
     load_tables()
     if not row_path:
-        return normalise_only_source(src, path)
+        return normalise_only_source(src, path, workers)
     prof = infer_profile(src.headers, format=src.format)
     cleaner = RowCleaner(prof, path.name, "bench", IngestReport())
     started = time.perf_counter()
@@ -118,41 +127,73 @@ def normalise_only(path: Path, *, row_path: bool = False) -> tuple[int, float]:
     return n, time.perf_counter() - started
 
 
-def stream_file(path: Path) -> dict:
+def stream_file(path: Path, workers: int | None = None) -> dict:
     """Checks and normalises a file as ``ingest`` streams it; run in a process of its own for its peak RSS."""
     started = time.perf_counter()
     src = open_source(path)
     checked = time.perf_counter() - started
     load_tables()
-    n, seconds = normalise_only_source(src, path)
+    n, seconds = normalise_only_source(src, path, workers)
     return {
         "rows": n,
+        "workers": workers or default_workers(),
         "check_seconds": round(checked, 1),
         "normalise_seconds": round(seconds, 1),
         "normalise_rows_per_second": round(n / seconds, 1),
         "normalise_rows_per_cpu_second": round(n / LAST_CPU_SECONDS[0], 1),
         "peak_rss_mb": peak_rss_mb(),
+        "workers_peak_rss_mb": workers_peak_rss_mb(),
     }
 
 
-def normalise_only_source(src, path: Path) -> tuple[int, float]:
+def workers_peak_rss_mb() -> list[float]:
+    """Peak resident memory of each cleaning process (Linux: /proc)."""
+    from xinglin.ingest import clean
+
+    out = []
+    for pid in list(getattr(clean._pool, "_processes", None) or {}):
+        with contextlib.suppress(OSError, StopIteration):
+            line = next(x for x in Path(f"/proc/{pid}/status").read_text().splitlines() if x.startswith("VmHWM:"))
+            out.append(round(int(line.split()[1]) / 1024, 1))
+    return out
+
+
+def normalise_only_source(src, path: Path, workers: int | None = None) -> tuple[int, float]:
     prof = infer_profile(src.headers, format=src.format)
     report = IngestReport()
     cleaner = RowCleaner(prof, path.name, "bench", report)
+    if workers is None:
+        workers = default_workers() if src.rows_total >= PROCESS_MIN_ROWS else 1
+    WARM_UP_SECONDS[0] = warm_up(workers)
     started = time.perf_counter()
     cpu_started = time.process_time()
+    workers_started = workers_cpu_seconds() if workers > 1 else 0.0
     n = 0
-    for entries in clean_source(src, prof, path.name, "bench", report):
+    for entries in clean_source(src, prof, path.name, "bench", report, workers=workers):
         n += len(entries)
         for entry in entries:
             if entry.__class__ is SourceRow:
                 with contextlib.suppress(RowRejected):
                     cleaner.clean(entry)  # type: ignore[arg-type]
     LAST_CPU_SECONDS[0] = time.process_time() - cpu_started
+    WORKERS_CPU_SECONDS[0] = workers_cpu_seconds() - workers_started if workers > 1 else 0.0
     return n, time.perf_counter() - started
 
 
-def end_to_end(url: str, data: Path) -> dict:
+def workers_cpu_seconds() -> float:
+    """CPU seconds the cleaning processes have used so far (Linux: /proc)."""
+    from xinglin.ingest import clean
+
+    total = 0.0
+    for pid in list(getattr(clean._pool, "_processes", None) or {}):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def end_to_end(url: str, data: Path, writers: int | None = None) -> dict:
+    """One ingest into a fresh tenant; ``writers`` as :func:`ingest` takes it (None: its default, 0: in-process)."""
     settings = Settings(database_url=url, secret_key="bench-" + secrets.token_hex(16))
     engine = make_engine(url)
     try:
@@ -161,8 +202,14 @@ def end_to_end(url: str, data: Path) -> dict:
         with engine.begin() as conn:
             tenancy.create_tenant(conn, code, "基准医院")
         started = time.perf_counter()
-        report = ingest(Store(engine, settings), code, [data], source_name="bench")
+        cpu = time.process_time(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        store = Store(engine, settings)
+        processes = writer_processes(store, writers, sum(1 for _ in data.open("rb")) - 1, CHUNK_ROWS, False)
+        report = ingest(store, code, [data], source_name="bench", writers=writers)
         seconds = time.perf_counter() - started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # (the writers, once they have exited)
+        cpu_main = time.process_time() - cpu[0]
+        cpu_writers = children.ru_utime + children.ru_stime - cpu[1].ru_utime - cpu[1].ru_stime
     finally:
         engine.dispose()
     return {
@@ -174,6 +221,9 @@ def end_to_end(url: str, data: Path) -> dict:
         "patients_created": report.patients_created,
         "rows_rejected": report.rows_rejected,
         "reviews_created": report.reviews_created,
+        "writer_processes": processes,
+        "cpu_seconds_main": round(cpu_main, 1),
+        "cpu_seconds_writers": round(cpu_writers, 1),
     }
 
 
@@ -210,6 +260,8 @@ def main() -> None:
         help="also ingest into a scratch PostgreSQL database on this server (created and dropped)",
     )
     ap.add_argument("--no-sqlite", action="store_true", help="skip the SQLite run")
+    ap.add_argument("--repeat", type=int, default=3, help="rounds of the normalising A/B (best of each is reported)")
+    ap.add_argument("--no-e2e", action="store_true", help="normalising only (the A/B), no database")
     ap.add_argument("--normalise-only", action="store_true", help="reading + normalising only, with its peak RSS")
     ap.add_argument("--stream-file", type=Path, default=None, help=argparse.SUPPRESS)  # the child of --normalise-only
     args = ap.parse_args()
@@ -231,20 +283,44 @@ def main() -> None:
             out["streaming"] = json.loads(child.stdout)
             print(json.dumps(out))
             return
-        n_norm, t_norm = normalise_only(data)
-        cpu_norm = LAST_CPU_SECONDS[0]
+        # the same file through each path, alternately (the machine is shared: its load drifts)
+        workers = max(2, default_workers())
+        one, many, cpu_one, cpu_many = [], [], [], []
+        for _ in range(args.repeat):
+            one.append(normalise_only(data, workers=1))
+            cpu_one.append(LAST_CPU_SECONDS[0])
+            many.append(normalise_only(data, workers=workers))
+            cpu_many.append((LAST_CPU_SECONDS[0], WORKERS_CPU_SECONDS[0]))
+        warm = WARM_UP_SECONDS[0]
+        n_one, t_one = min(one, key=lambda r: r[1])
+        n_norm, t_norm = min(many, key=lambda r: r[1])
         n_row, t_row = normalise_only(data, row_path=True)
+        out["normalise_workers"] = workers
         out["normalise_rows_per_second"] = round(n_norm / t_norm, 1)
-        out["normalise_rows_per_cpu_second"] = round(n_norm / cpu_norm, 1)
+        out["normalise_one_process_rows_per_second"] = round(n_one / t_one, 1)
+        out["normalise_speedup"] = round(t_one / t_norm, 2)
+        out["normalise_rounds"] = [[round(n_one / a[1]), round(n_norm / b[1])] for a, b in zip(one, many, strict=True)]
+        out["normalise_warm_up_seconds"] = round(warm, 2)
+        # CPU per row, which the load of other processes on a shared machine changes less than the wall clock:
+        # in one process; and with cleaning processes, in this one (the critical path when the cores are free)
+        # and in all of them together
+        out["normalise_one_process_rows_per_cpu_second"] = round(n_one / min(cpu_one), 1)
+        out["normalise_main_rows_per_cpu_second"] = round(n_norm / min(c for c, _ in cpu_many), 1)
+        out["normalise_all_rows_per_cpu_second"] = round(n_norm / min(c + w for c, w in cpu_many), 1)
         out["normalise_row_path_rows_per_second"] = round(n_row / t_row, 1)
         out["normalise_row_path_rows_per_cpu_second"] = round(n_row / LAST_CPU_SECONDS[0], 1)
-        if args.database_url:
+        if args.no_e2e:
+            pass
+        elif args.database_url:
             out[args.database_url.split(":", 1)[0].split("+")[0]] = end_to_end(args.database_url, data)
         elif not args.no_sqlite:
             out["sqlite"] = end_to_end(f"sqlite:///{tmpdir / 'bench.db'}", data)
-        if args.pg:
+        if args.pg and not args.no_e2e:
+            # the default (writer processes) and everything in this process, in the same run
             with scratch_postgres(args.pg) as url:
                 out["postgresql"] = end_to_end(url, data)
+            with scratch_postgres(args.pg) as url:
+                out["postgresql_one_process"] = end_to_end(url, data, writers=0)
     out["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(out))
 

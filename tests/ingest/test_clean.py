@@ -27,7 +27,7 @@ def _report(r: IngestReport) -> dict:
     }
 
 
-def both_paths(path, profile: Profile | None = None, block_rows: int = 20_000):
+def both_paths(path, profile: Profile | None = None, block_rows: int = 20_000, workers: int | None = None):
     src = open_source(path)
     prof = profile or infer_profile(src.headers, format=src.format)
     if prof.format is None:
@@ -37,7 +37,7 @@ def both_paths(path, profile: Profile | None = None, block_rows: int = 20_000):
     by_row = [_outcome(row_cleaner, row) for row in src.rows()]
     fallback = RowCleaner(prof, path.name, "src", fast_report)
     by_block, cleaned_fast = [], 0
-    for entries in clean_source(src, prof, path.name, "src", fast_report, block_rows):
+    for entries in clean_source(src, prof, path.name, "src", fast_report, block_rows, workers=workers):
         for entry in entries:
             if isinstance(entry, CleanRow):
                 cleaned_fast += 1
@@ -55,10 +55,16 @@ def test_samples_agree(tmp_path, sample):
     assert cleaned_fast > 0
 
 
-@pytest.mark.parametrize(("quoted", "block_rows"), [(False, 20_000), (False, 97), (True, 500)])
-def test_generated_messy_export_agrees(tmp_path, quoted, block_rows):
+@pytest.mark.parametrize(
+    ("quoted", "block_rows", "workers"),
+    [(False, 20_000, 1), (False, 97, 1), (True, 500, 1), (False, 97, 2), (True, 97, 2)],
+)
+def test_generated_messy_export_agrees(tmp_path, quoted, block_rows, workers):
+    """workers=2: a plain file is cleaned in two other processes (a quoted one stays in this process)."""
     path = messy_csv(tmp_path, 3000, quoted=quoted)
-    src, by_row, by_block, row_report, fast_report, cleaned_fast = both_paths(path, block_rows=block_rows)
+    src, by_row, by_block, row_report, fast_report, cleaned_fast = both_paths(
+        path, block_rows=block_rows, workers=workers
+    )
     assert src.plain is not quoted  # quoted files are read by the csv module, still cleaned column-wise
     assert len(by_row) == src.rows_total == 3000
     assert by_block == by_row
@@ -96,3 +102,18 @@ def test_values_that_json_escapes_hash_the_same(tmp_path):
     src, by_row, by_block, row_report, fast_report, cleaned_fast = both_paths(path)
     assert src.plain and cleaned_fast == 3
     assert by_block == by_row and fast_report == row_report
+
+
+def test_outcomes_cross_processes_as_numbers(monkeypatch):
+    """A cleaning process sends each distinct outcome once, then its number; both ends start again together."""
+    from xinglin.ingest import clean
+
+    monkeypatch.setattr(clean, "ENCODER_MAX", 3)
+    encoder, decoder = clean._Encoder(), clean._Decoder()
+    a, b, c, d = ("a",), ("b",), ("c",), ("d",)
+    sent = []
+    for values in ([a, b, a, None], [b, c, None, b], [d, a, d, c], [a, a, b, d]):
+        restart, new, numbers = encoder.encode("x", values)
+        sent.append((restart, len(new)))
+        assert decoder.decode(7, "x", restart, new, numbers) == values
+    assert sent == [(True, 3), (False, 1), (True, 3), (False, 1)]

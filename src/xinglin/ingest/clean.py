@@ -5,12 +5,21 @@ its column-wise twin for speed: it normalises each distinct value of a column on
 blocks of rows that Polars split), builds the rows whose every value is valid from those, and hands every
 other row -- any invalid value, a cross-check that fails, an unreadable row -- to the row cleaner, so the
 results, counts, warnings and rejections are the same whichever path a row takes.
+
+A big plain CSV is cleaned by several processes (:func:`clean_source`): this one cuts the file into blocks of
+lines (as bytes, undecoded) and hands them out; a cleaning process reads its block and does all of
+:meth:`BlockCleaner.prepare` -- the outcome of every distinct value, the rows for the row cleaner, the counts --
+and sends back each outcome it has not sent before plus one number per row; this one turns the numbers back
+into outcomes and builds the row objects (:func:`assemble`), block after block in file order, with at most a
+few blocks in flight.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import os
+import pickle
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -30,9 +39,13 @@ from xinglin.ingest.normalise import (
     BLANKS,
     PLAIN_CJK_NAME,
     Address,
+    Analyte,
     InvalidValue,
     LabResult,
     LabValue,
+    PersonName,
+    Phone,
+    RefRange,
     ResidentId,
     Sex,
     blank,
@@ -53,7 +66,15 @@ from xinglin.ingest.normalise import (
     to_simplified_many,
 )
 from xinglin.ingest.profile import Profile
-from xinglin.ingest.readers import Block, Source, SourceRow
+from xinglin.ingest.readers import (
+    Block,
+    Source,
+    SourceRow,
+    decode_lines,
+    plain_block,
+    plain_byte_chunks,
+    plain_line_chunks,
+)
 from xinglin.ingest.report import IngestReport
 
 BLOCK_ROWS = 20_000
@@ -527,6 +548,12 @@ class BlockCleaner:
             return self._clean(block)
 
     def _clean(self, block: Block) -> tuple[list[CleanRow | SourceRow], Counter, Counter]:
+        prepared = self.prepare(block)
+        return assemble(self.file, prepared), prepared.present, prepared.valid
+
+    def prepare(self, block: Block) -> Prepared:
+        """Everything but building the row objects: the outcome of every value, the rows for the row cleaner,
+        the counts. What a cleaning process sends back (the outcomes are shared objects, so it pickles small)."""
         n = len(block)
         cols = self.cols
         self.slow = sorted(block.problems)
@@ -541,62 +568,38 @@ class BlockCleaner:
         wides = [self._outcomes("wide:" + c, block.columns[c], self.fns["wide:" + c]) for c, _ in self.wide]
         hashes = self._hashes(block)
 
+        # the cross-checks of the identity columns (RowCleaner.clean): rows that fail one go to the row cleaner
         slow_rows = set(self.slow)  # unreadable rows and rows with an invalid value
-
         none: list[None] = [None] * n
-        entries: list[Any] = [None] * n
-        file, person_cls, row_cls = self.file, mpi.Person, CleanRow
-        wide_rows: Any = zip(*wides, strict=True) if wides else [()] * n
-        for i, number, segment, h, rid, name, born, sex, phones, pid, addr, visit, vid, dx, obs, lab, wide in zip(
-            range(n),
-            block.numbers,
-            block.segments or none,
-            hashes,
-            *(out.get(k, none) for k in (*_PERSON_KEYS, *_ROW_KEYS)),
-            labs if labs is not None else none,
-            wide_rows,
-            strict=True,
-        ):
+        rids, names, pids = out.get("id_number", none), out.get("name", none), out.get("patient_id", none)
+        births, sexes = out.get("birth_date", none), out.get("sex", none)
+        for i, rid in enumerate(rids):
+            if rid is None:
+                if names[i] is None and pids[i] is None and i not in slow_rows:
+                    slow_rows.add(i)  # no_identity
+                continue
             if i in slow_rows:
                 continue
-            if rid is not None:
-                if born is not None and born != rid.birth_date:
-                    slow_rows.add(i)  # id_birth_date_mismatch
-                    continue
-                born = rid.birth_date
-                # (a male or female Sex differs from the ID number's exactly when its GB code does)
-                if sex is not None and sex.fhir in ("male", "female") and sex.gb != rid.sex.gb:
-                    slow_rows.add(i)  # id_sex_mismatch
-                    continue
-                if sex is None or sex.fhir == "unknown":
-                    sex = rid.sex
-                idn = rid.number
-            else:
-                if name is None and pid is None:
-                    slow_rows.add(i)  # no_identity
-                    continue
-                idn = None
-            observed = visit if obs is None else obs
-            found = [] if lab is None else [(lab, observed)]
-            for w in wide:
-                if w is not None:
-                    found.append((w, observed))
-            entries[i] = row_cls(
-                file,
-                number,
-                segment,
-                h,
-                person_cls(name, born, sex, () if phones is None else phones, idn, pid),
-                addr,
-                visit,
-                vid,
-                [] if dx is None else list(dx),
-                found,
-            )
+            born, sex = births[i], sexes[i]
+            if born is not None and born != rid.birth_date:
+                slow_rows.add(i)  # id_birth_date_mismatch
+            # (a male or female Sex differs from the ID number's exactly when its GB code does)
+            elif sex is not None and sex.fhir in ("male", "female") and sex.gb != rid.sex.gb:
+                slow_rows.add(i)  # id_sex_mismatch
         slow = sorted(slow_rows)
-        for i, row in zip(slow, block.source_rows(slow), strict=True):
-            entries[i] = row
-        return entries, *self._counts(block, out, labs, wides, slow)
+        present, valid = self._counts(block, out, labs, wides, slow)
+        return Prepared(
+            block.numbers,
+            block.segments,
+            hashes,
+            {k: out[k] for k in (*_PERSON_KEYS, *_ROW_KEYS) if k in out},
+            labs,
+            wides,
+            slow,
+            block.source_rows(slow),
+            present,
+            valid,
+        )
 
     def _counts(
         self, block: Block, out: dict[str, list[Any]], labs: list[Any] | None, wides: list[list[Any]], slow: list[int]
@@ -657,10 +660,102 @@ class BlockCleaner:
         return [sha(dumps(t)).hexdigest()[:32] for t in zip(*cols, strict=True)]
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A block as :meth:`BlockCleaner.prepare` leaves it; :func:`assemble` makes its entries."""
+
+    numbers: list[int]
+    segments: list[int | None] | None
+    hashes: list[str]
+    out: dict[str, list[Any]]  # per-row outcomes of the person and row columns
+    labs: list[Any] | None
+    wides: list[list[Any]]
+    slow: list[int]  # rows (by index) for the row cleaner, sorted
+    slow_rows: list[SourceRow]
+    present: Counter
+    valid: Counter
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+
+def assemble(file: str, prep: Prepared) -> list[CleanRow | SourceRow]:
+    """One entry per row of a prepared block, in order: its CleanRow, or the SourceRow for the row cleaner."""
+    with _gc_paused():
+        return _assemble(file, prep)
+
+
+def _assemble(file: str, prep: Prepared) -> list[CleanRow | SourceRow]:
+    n = len(prep.numbers)
+    out = prep.out
+    slow_rows = set(prep.slow)
+    none: list[None] = [None] * n
+    entries: list[Any] = [None] * n
+    person_cls, row_cls = mpi.Person, CleanRow
+    wide_rows: Any = zip(*prep.wides, strict=True) if prep.wides else [()] * n
+    for i, number, segment, h, rid, name, born, sex, phones, pid, addr, visit, vid, dx, obs, lab, wide in zip(
+        range(n),
+        prep.numbers,
+        prep.segments or none,
+        prep.hashes,
+        *(out.get(k, none) for k in (*_PERSON_KEYS, *_ROW_KEYS)),
+        prep.labs if prep.labs is not None else none,
+        wide_rows,
+        strict=True,
+    ):
+        if i in slow_rows:
+            continue
+        if rid is not None:
+            born = rid.birth_date
+            if sex is None or sex.fhir == "unknown":
+                sex = rid.sex
+            idn = rid.number
+        else:
+            idn = None
+        observed = visit if obs is None else obs
+        found = [] if lab is None else [(lab, observed)]
+        for w in wide:
+            if w is not None:
+                found.append((w, observed))
+        entries[i] = row_cls(
+            file,
+            number,
+            segment,
+            h,
+            person_cls(name, born, sex, () if phones is None else phones, idn, pid),
+            addr,
+            visit,
+            vid,
+            [] if dx is None else list(dx),
+            found,
+        )
+    for i, row in zip(prep.slow, prep.slow_rows, strict=True):
+        entries[i] = row
+    return entries
+
+
 def clean_source(
-    src: Source, profile: Profile, file: str, source: str, report: IngestReport, block_rows: int = BLOCK_ROWS
+    src: Source,
+    profile: Profile,
+    file: str,
+    source: str,
+    report: IngestReport,
+    block_rows: int = BLOCK_ROWS,
+    *,
+    workers: int | None = None,
 ) -> Iterator[list[CleanRow | SourceRow]]:
-    """Blocks of entries (see :meth:`BlockCleaner.clean`); the cleaned rows' counts are added to ``report``."""
+    """Blocks of entries (see :meth:`BlockCleaner.clean`); the cleaned rows' counts are added to ``report``.
+
+    A plain CSV/TSV of at least ``PROCESS_MIN_ROWS`` rows is cleaned by ``workers`` processes (default: one
+    per core, see :func:`default_workers`), block by block: this process reads the lines and builds the row
+    objects of each prepared block, in order; at most ``AHEAD`` blocks per process are in flight, so memory
+    stays flat however long the file. The entries are the same either way.
+    """
+    if workers is None:
+        workers = default_workers() if src.rows_total >= PROCESS_MIN_ROWS else 1
+    if workers > 1 and src.plain and src.format in ("csv", "tsv"):
+        yield from _clean_in_processes(src, profile, file, source, report, min(block_rows, PROCESS_BLOCK_ROWS), workers)
+        return
     cleaner = BlockCleaner(profile, file, source)
     blocks = src.blocks(cleaner.columns(), block_rows)
     while True:
@@ -672,6 +767,234 @@ def clean_source(
         report.present.update(present)
         report.valid.update(valid)
         yield entries
+
+
+# --------------------------------------------------------------------------------------------------
+# Cleaning in several processes
+
+PROCESS_MIN_ROWS = 50_000  # smaller files: starting the processes would cost more than it saves
+PROCESS_BLOCK_ROWS = 5_000
+AHEAD = 2  # blocks in flight per process
+_pool: Any = None
+_pool_size = 0
+_worker_cleaner: tuple[str, BlockCleaner, _Encoder] | None = None  # (run key, ...) in a cleaning process
+ENCODER_MAX = MEMO_MAX  # outcomes a cleaning process numbers per column before it starts again (both ends)
+
+
+class _Encoder:
+    """In a cleaning process: the outcomes of a column (shared objects, one per distinct value) numbered as they
+    first appear, so that a block goes back as numbers plus the outcomes not sent before; :class:`_Decoder`
+    keeps the other end's tables. Each process has its own numbering, and the blocks of one process are read
+    back in the order it made them (in the order they were submitted)."""
+
+    def __init__(self) -> None:
+        self.numbers: dict[str, dict[int, int]] = {}  # column -> id(outcome) -> number
+        self.kept: dict[str, list[Any]] = {}  # column -> outcomes by number (kept alive: their ids stay theirs)
+
+    def encode(self, name: str, values: list[Any]) -> tuple[bool, list[Any], Any]:
+        """(start again, outcomes new to the other end, the values as numbers)."""
+        from array import array
+
+        numbers = self.numbers.get(name)
+        restart = numbers is None or len(numbers) > ENCODER_MAX
+        if restart:
+            numbers = self.numbers[name] = {}
+            self.kept[name] = []
+        assert numbers is not None
+        kept = self.kept[name]
+        first = len(kept)
+        ids = list(map(id, values))
+        by_id = dict(zip(ids, values, strict=True))  # (outcomes need not be hashable: their ids are)
+        for key in [key for key in by_id if key not in numbers]:
+            numbers[key] = len(kept)
+            kept.append(by_id[key])
+        return restart, kept[first:], array("I", map(numbers.__getitem__, ids))
+
+
+class _Decoder:
+    def __init__(self) -> None:
+        self.tables: dict[tuple[int, str], list[Any]] = {}  # (process, column) -> outcomes by number
+
+    def decode(self, process: int, name: str, restart: bool, new: list[Any], numbers: Any) -> list[Any]:
+        table = self.tables.get((process, name))
+        if restart or table is None:
+            table = self.tables[(process, name)] = []
+        table.extend(new)
+        return list(map(table.__getitem__, numbers))
+
+
+def _encode(encoder: _Encoder, prep: Prepared) -> tuple:
+    columns = {k: encoder.encode(k, v) for k, v in prep.out.items()}
+    labs = None if prep.labs is None else encoder.encode("lab", prep.labs)
+    wides = [encoder.encode(f"wide:{i}", w) for i, w in enumerate(prep.wides)]
+    prep.out, prep.labs, prep.wides = {}, None, []
+    return os.getpid(), prep, columns, labs, wides
+
+
+def _decode(decoder: _Decoder, data: tuple) -> Prepared:
+    process, prep, columns, labs, wides = data
+    prep.out = {k: decoder.decode(process, k, *v) for k, v in columns.items()}
+    prep.labs = None if labs is None else decoder.decode(process, "lab", *labs)
+    prep.wides = [decoder.decode(process, f"wide:{i}", *w) for i, w in enumerate(wides)]
+    return prep
+
+
+def _fast_pickling(*classes: type) -> None:
+    """Pickles frozen dataclasses as (class, field values): what a cleaning process sends back is mostly these,
+    and the generic state of a slotted frozen dataclass costs several times more to write and to read."""
+    import copyreg
+    import dataclasses
+    from operator import attrgetter
+
+    for cls in classes:
+        names = [f.name for f in dataclasses.fields(cls)]
+        values = attrgetter(*names)
+        if len(names) == 1:
+            copyreg.pickle(cls, lambda obj, cls=cls, values=values: (cls, (values(obj),)))
+        else:
+            copyreg.pickle(cls, lambda obj, cls=cls, values=values: (cls, values(obj)))
+
+
+_fast_pickling(PersonName, Sex, ResidentId, Phone, Address, Analyte, LabValue, RefRange, LabResult)
+
+
+def default_workers() -> int:
+    """Cleaning processes: ``XINGLIN_INGEST_WORKERS``, else one per core available (at most 4); 1 = none."""
+    configured = os.environ.get("XINGLIN_INGEST_WORKERS", "").strip()
+    if configured.isdigit():
+        return max(1, int(configured))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
+def process_pool(workers: int) -> Any:
+    """The cleaning processes (started once, kept for the life of this process; see :func:`warm_up`)."""
+    global _pool, _pool_size
+    if _pool is not None and (_pool_size != workers or getattr(_pool, "_broken", False)):
+        _pool.shutdown(wait=False, cancel_futures=True)
+        _pool = None
+    if _pool is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, not fork: Polars' thread pool does not survive a fork
+        ctx = multiprocessing.get_context("spawn")
+        _pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+        _pool_size = workers
+    return _pool
+
+
+def warm_up(workers: int | None = None) -> float:
+    """Starts the cleaning processes and loads their tables now (a one-time cost); returns the seconds it took."""
+    import time
+
+    workers = workers or default_workers()
+    started = time.perf_counter()
+    if workers > 1:
+        pool = process_pool(workers)
+        for f in [pool.submit(_ready, 0.2) for _ in range(workers)]:
+            f.result()
+    return time.perf_counter() - started
+
+
+def _init_worker() -> None:
+    # one thread for Polars here: the processes share the cores already (set before this process imports it)
+    os.environ.setdefault("POLARS_MAX_THREADS", "1")
+    try:  # die with the process that started this one (kill -9 included)
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        pass
+    from xinglin.ingest.normalise import analytes, province_codes, to_simplified
+
+    analytes()
+    province_codes()
+    to_simplified("張")
+
+
+def _ready(seconds: float) -> bool:
+    import time
+
+    time.sleep(seconds)  # holds this process so that the next task starts another one
+    return True
+
+
+def _prepare_lines(
+    key: str,
+    profile: Profile,
+    file: str,
+    source: str,
+    headers: list[str],
+    delimiter: str,
+    encoding: str | None,
+    lines: list[str] | bytes,
+    at: int,
+) -> bytes | None:
+    """In a cleaning process: lines of a plain CSV after line ``at`` (bytes when ``encoding`` is given) read and
+    prepared; the :class:`Prepared` block pickled (read back in the main thread, not in the pool's)."""
+    global _worker_cleaner
+    if _worker_cleaner is None or _worker_cleaner[0] != key:
+        _worker_cleaner = (key, BlockCleaner(profile, file, source), _Encoder())
+    _, cleaner, encoder = _worker_cleaner
+    with _gc_paused():
+        if encoding is not None:
+            lines = decode_lines(lines, encoding)  # type: ignore[arg-type]
+        block = plain_block(lines, at, headers, delimiter, cleaner.columns())  # type: ignore[arg-type]
+        if block is None:
+            return None
+        return pickle.dumps(_encode(encoder, cleaner.prepare(block)), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _clean_in_processes(
+    src: Source, profile: Profile, file: str, source: str, report: IngestReport, size: int, workers: int
+) -> Iterator[list[CleanRow | SourceRow]]:
+    import uuid
+    from collections import deque
+
+    pool = process_pool(workers)
+    key = uuid.uuid4().hex
+    delimiter = src.delimiter or ","
+    encoding: str | None = src.encoding or "utf-8"
+    cut = plain_byte_chunks(src.path, encoding, delimiter, size)  # type: ignore[arg-type]
+    if cut is None:  # lines decoded here
+        headers, chunks = plain_line_chunks(src.path, encoding, delimiter, size)  # type: ignore[arg-type]
+        encoding = None
+    else:
+        headers, chunks = cut  # type: ignore[assignment]
+    in_flight: deque = deque()
+    decoder = _Decoder()
+    try:
+        while True:
+            with _gc_paused():
+                chunk = next(chunks, None)
+            if chunk is not None:
+                lines, at = chunk
+                in_flight.append(
+                    pool.submit(_prepare_lines, key, profile, file, source, headers, delimiter, encoding, lines, at)
+                )
+                if len(in_flight) < workers * AHEAD:
+                    continue
+            if not in_flight:
+                return
+            data = in_flight.popleft().result()
+            if data is None:
+                continue
+            with _gc_paused():
+                prep = _decode(decoder, pickle.loads(data))
+                del data
+                entries = assemble(file, prep)
+            report.present.update(prep.present)
+            report.valid.update(prep.valid)
+            yield entries
+    finally:
+        for f in in_flight:
+            f.cancel()
+        chunks.close()
 
 
 @contextmanager

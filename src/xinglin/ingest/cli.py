@@ -67,8 +67,12 @@ def run_command(
     source: Annotated[str | None, typer.Option(help="Source name (default: the profile's, else the file name)")] = None,
     encoding: Annotated[str | None, typer.Option(help="File encoding (default: detected)")] = None,
     chunk_rows: Annotated[
-        int, typer.Option(min=1, help="Rows written per transaction (a kill loses at most the chunk in flight)")
+        int, typer.Option(min=1, help="Rows written per transaction (a kill loses at most the chunks in flight)")
     ] = 2000,
+    writers: Annotated[
+        int | None,
+        typer.Option(min=0, help="Writer processes (default: 2 on PostgreSQL for long files, else 0 = this one)"),
+    ] = None,
 ) -> None:
     """Ingest files into a tenant."""
     from xinglin.ingest.service import ingest
@@ -92,6 +96,7 @@ def run_command(
             source_name=source,
             encoding=encoding,
             chunk_rows=chunk_rows,
+            writers=writers,
             on_total=lambda n: bar.update(task, total=n),
             progress=lambda n: bar.advance(task, n),
         )

@@ -372,50 +372,127 @@ def _plain_csv_blocks(path: Path, encoding: str, delimiter: str, columns: list[s
     is its line in the file, and a row whose field count differs from the header's is flagged ``field_count``
     (unless the extra fields are empty).
     """
+    headers, chunks = plain_line_chunks(path, encoding, delimiter, size)
+    for lines, line_no in chunks:
+        block = plain_block(lines, line_no, headers, delimiter, columns)
+        if block is not None:
+            yield block
+
+
+def plain_line_chunks(
+    path: Path, encoding: str, delimiter: str, size: int
+) -> tuple[list[str], Iterator[tuple[list[str], int]]]:
+    """The header of a plain CSV and its lines in lists of ``size``, each with the line number before it.
+
+    The cheap, sequential half of reading: :func:`plain_block` turns each list into a :class:`Block`
+    (in another process, when the cleaning is spread over several).
+    """
+    fh = path.open(encoding=encoding, newline="")
+    headers, line_no = _plain_header(fh, delimiter)
+
+    def chunks(line_no: int = line_no) -> Iterator[tuple[list[str], int]]:
+        with fh:
+            if headers is None:
+                return
+            while lines := list(itertools.islice(fh, size)):
+                yield lines, line_no
+                line_no += len(lines)
+
+    return headers or [], chunks()
+
+
+# Encodings in which byte 0x0A is only ever a line feed (never part of another character): a file in one of
+# them can be cut into lines as bytes, and the decoding left to whoever cleans them.
+_LF_SAFE = {"utf-8", "utf-8-sig", "gb18030", "gbk", "gb2312", "big5", "big5hkscs", "ascii", "latin-1", "iso8859-1"}
+
+
+def plain_byte_chunks(
+    path: Path, encoding: str, delimiter: str, size: int
+) -> tuple[list[str], Iterator[tuple[bytes, int]]] | None:
+    """Like :func:`plain_line_chunks`, with each list of lines as the undecoded bytes (see :func:`decode_lines`).
+
+    Cutting bytes at line feeds costs a fraction of decoding them, so the process that reads the file does
+    little. None when the encoding is not one where that is safe (UTF-16, say).
+    """
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None
+    if name not in _LF_SAFE and encoding not in _LF_SAFE:
+        return None
+    fh = path.open("rb")
+    line_no = 0
+    headers: list[str] | None = None
+    for raw in fh:
+        line_no += 1
+        text = raw.decode(encoding if line_no == 1 else _body_encoding(encoding))
+        fields = next(csv.reader([text], delimiter=delimiter), [])
+        if any(c.strip() for c in fields):
+            headers = _dedupe([_clean_header(c, i + 1) for i, c in enumerate(fields)])
+            break
+
+    def chunks(line_no: int = line_no) -> Iterator[tuple[bytes, int]]:
+        with fh:
+            if headers is None:
+                return
+            while lines := list(itertools.islice(fh, size)):
+                yield b"".join(lines), line_no
+                line_no += len(lines)
+
+    return headers or [], chunks()
+
+
+def _body_encoding(encoding: str) -> str:
+    # a BOM only begins the file: further on, U+FEFF is a character of the data
+    return "utf-8" if encoding.lower().replace("_", "-") in ("utf-8-sig", "utf8-sig") else encoding
+
+
+def decode_lines(data: bytes, encoding: str) -> list[str]:
+    """The lines of a chunk from :func:`plain_byte_chunks` (without their line feeds)."""
+    lines = data.decode(_body_encoding(encoding)).split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def plain_block(lines: list[str], line_no: int, headers: list[str], delimiter: str, columns: list[str]) -> Block | None:
+    """Lines of a plain CSV after line ``line_no`` as a :class:`Block` (None when all of them are blank)."""
     import polars as pl
 
     strip = _WHITESPACE + delimiter
-    with path.open(encoding=encoding, newline="") as fh:
-        headers, line_no = _plain_header(fh, delimiter)
-        if headers is None:
-            return
-        width = len(headers)
-        where = {h: i for i, h in enumerate(headers)}
-        wanted = [(c, where.get(c)) for c in columns]
-        while lines := list(itertools.islice(fh, size)):
-            text = pl.Series("line", lines, dtype=pl.String).str.strip_suffix("\n").str.strip_suffix("\r")
-            keep = text.str.strip_chars(strip) != ""
-            numbers = pl.int_range(line_no + 1, line_no + 1 + len(lines), eager=True).filter(keep).to_list()
-            line_no += len(lines)
-            body = text.filter(keep)
-            if body.is_empty():
-                continue
-            odd = (body.str.count_matches(delimiter, literal=True) != width - 1).arg_true().to_list()
-            problems: dict[int, tuple[str, str, str]] = {}
-            for i, line in zip(odd, body.gather(odd).to_list(), strict=True):
-                raw = line.split(delimiter)
-                if len(raw) > width and not any(c.strip() for c in raw[width:]):
-                    continue
-                problems[i] = (
-                    "field_count",
-                    f"该行有 {len(raw)} 列，表头有 {width} 列",
-                    f"the row has {len(raw)} fields, the header {width}",
-                )
-            fields = body.str.split_exact(delimiter, width - 1).struct.unnest() if width > 1 else body.to_frame()
-            missing = [None] * len(body)
-            frame = fields.select([pl.col(fields.columns[i]).alias(c) for c, i in wanted if i is not None])
-            values = _FrameColumns(frame, {c: missing for c, i in wanted if i is None})
+    width = len(headers)
+    where = {h: i for i, h in enumerate(headers)}
+    wanted = [(c, where.get(c)) for c in columns]
+    text = pl.Series("line", lines, dtype=pl.String).str.strip_suffix("\n").str.strip_suffix("\r")
+    keep = text.str.strip_chars(strip) != ""
+    numbers = pl.int_range(line_no + 1, line_no + 1 + len(lines), eager=True).filter(keep).to_list()
+    body = text.filter(keep)
+    if body.is_empty():
+        return None
+    odd = (body.str.count_matches(delimiter, literal=True) != width - 1).arg_true().to_list()
+    problems: dict[int, tuple[str, str, str]] = {}
+    for i, line in zip(odd, body.gather(odd).to_list(), strict=True):
+        raw = line.split(delimiter)
+        if len(raw) > width and not any(c.strip() for c in raw[width:]):
+            continue
+        problems[i] = (
+            "field_count",
+            f"该行有 {len(raw)} 列，表头有 {width} 列",
+            f"the row has {len(raw)} fields, the header {width}",
+        )
+    fields = body.str.split_exact(delimiter, width - 1).struct.unnest() if width > 1 else body.to_frame()
+    missing = [None] * len(body)
+    frame = fields.select([pl.col(fields.columns[i]).alias(c) for c, i in wanted if i is not None])
+    values = _FrameColumns(frame, {c: missing for c, i in wanted if i is None})
 
-            def rows_of(idx: list[int], body=body, numbers=numbers, problems=problems) -> list[SourceRow]:
-                lines = body.gather(idx).to_list() if idx else []
-                return [
-                    SourceRow(
-                        numbers[i], dict(zip(headers, line.split(delimiter), strict=False)), None, problems.get(i)
-                    )
-                    for i, line in zip(idx, lines, strict=True)
-                ]
+    def rows_of(idx: list[int]) -> list[SourceRow]:
+        lines = body.gather(idx).to_list() if idx else []
+        return [
+            SourceRow(numbers[i], dict(zip(headers, line.split(delimiter), strict=False)), None, problems.get(i))
+            for i, line in zip(idx, lines, strict=True)
+        ]
 
-            yield Block(numbers, None, values, problems, rows_of, text_only=True, frame=frame)
+    return Block(numbers, None, values, problems, rows_of, text_only=True, frame=frame)
 
 
 class _FrameColumns(dict):

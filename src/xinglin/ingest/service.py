@@ -9,16 +9,21 @@ reason), and in chunks of rows each row's person is matched in the master patien
 Patients, Encounters, Conditions, Observations and review Tasks are written with one ``create_many`` in one
 unit of work (all or nothing per chunk). Re-running is safe: every Condition/Observation carries an identifier
 ``{source}/row|{row hash}#n``; a row whose first resource exists is skipped, and Patients and Encounters
-are found again by their identifiers. A run killed mid-file loses at most the chunk in flight, which the
+are found again by their identifiers. A run killed mid-file loses at most the chunks in flight, which the
 next run writes.
+
+On PostgreSQL a long file's chunks are written by writer processes (:mod:`xinglin.ingest.writers`): this process
+plans chunk after chunk (matching, building the resources) on top of what the chunks still in flight create,
+while the writers validate, index and insert earlier ones, several at once, committing strictly in order.
 """
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -42,6 +47,7 @@ from xinglin.ingest.normalise import (
 from xinglin.ingest.profile import Profile, infer_profile
 from xinglin.ingest.readers import Source, SourceRow, open_source
 from xinglin.ingest.report import IngestReport
+from xinglin.ingest.writers import Writers
 from xinglin.security.principal import system_principal
 from xinglin.store.models import INDEX_TABLES
 from xinglin.store.repository import Repository, Store
@@ -181,6 +187,23 @@ class _Retry(Exception):
         self.error = error
 
 
+@dataclass(eq=False)
+class _Flight:
+    """A chunk handed to a writer process, until it has committed."""
+
+    rows: list[CleanRow]
+    profile: Profile
+    system: str
+    report: IngestReport  # the rows' rejections and warnings; the plan's counts join it once written
+    done: Callable[[IngestReport, int], None]
+    count: int  # rows of the chunk as read (for the progress bar)
+    seq: int = 0
+    plan: _Plan = field(default_factory=lambda: _Plan())
+    future: Any = None
+    new_seen: set[tuple[str, str]] = field(default_factory=set)
+    new_matched: set[str] = field(default_factory=set)
+
+
 DiagnosisCoder = Callable[[str], list[dict]]
 
 
@@ -210,6 +233,18 @@ class _Run:
         # refreshed as the run's writes double
         self.written = 0
         self.analyze_at = 1000 if store.engine.dialect.name == "postgresql" and not dry_run else None
+        # chunks written by other processes (see start_writers): planned here, in order, while earlier ones are
+        # written; what they create or change is known here before it is in the database
+        self.writers: Writers | None = None
+        self.flight: deque[_Flight] = deque()
+        self.in_flight_patients: dict[str, mpi.Candidate] = {}  # Patients created or changed by chunks in flight
+        self.patient_seq: dict[str, int] = {}  # ... and the last chunk that did
+        # Encounters created by chunks in flight (whatever the cache keeps): (source system, visit key) -> id
+        self.in_flight_encounters: dict[tuple[str, str], str] = {}
+        self.encounter_seq: dict[tuple[str, str], int] = {}
+        self.seq = 0
+        self.last_committed = 0
+        self.depth = 0
 
     # one chunk, retried without a row whose resources the store refuses
     def chunk(self, rows: list[CleanRow], profile: Profile, system: str, report: IngestReport) -> None:
@@ -236,10 +271,7 @@ class _Run:
                 continue
             break
         report.merge(plan.report)
-        self.written += plan.report.resources_written
-        if self.analyze_at is not None and self.written >= self.analyze_at:
-            self.analyze_at = self.written * 2
-            self._analyze()
+        self._written(plan)
         self.run_created |= plan.created_patients
         self.existing_matched |= plan.matched_existing
         self.seen_hashes |= plan.seen
@@ -247,13 +279,127 @@ class _Run:
             self.pending.extend(plan.candidates)
             self.pending_encounters.update(plan.created_encounters)
         else:
-            cache = self.encounter_cache
-            for k, enc_id in plan.known_encounters.items():
-                cache[(system, k)] = enc_id
-                cache.move_to_end((system, k))
-            while len(cache) > ENCOUNTER_CACHE:
-                cache.popitem(last=False)
-                self.encounters_evicted = True
+            self._remember_encounters(system, plan)
+
+    # --- chunks written in other processes ---------------------------------------------------------------
+
+    def start_writers(self, processes: int) -> None:
+        self.writers = Writers(self.store, self.principal, processes)
+        self.depth = processes + 1  # chunks in flight: one waiting for each writer, one being planned
+
+    def submit(
+        self,
+        rows: list[CleanRow],
+        profile: Profile,
+        system: str,
+        report: IngestReport,
+        done: Callable[[IngestReport, int], None],
+        count: int,
+    ) -> None:
+        """Plans a chunk here and hands it to a writer; ``done(report, count)`` runs once it has committed."""
+        flight = _Flight(list(rows), profile, system, report, done, count)
+        self._launch(flight)
+        while len(self.flight) > self.depth:
+            self._settle()
+
+    def finish(self) -> None:
+        """Waits for every chunk in flight; stops the writers."""
+        try:
+            while self.flight:
+                self._settle()
+        finally:
+            self.close_writers()
+
+    def close_writers(self) -> None:
+        if self.writers is not None:
+            self.writers.abort_through(self.seq)  # (only chunks still in flight after an error)
+            self.writers.close()
+            self.writers = None
+
+    def _launch(self, flight: _Flight) -> None:
+        assert self.writers is not None
+        with self.store.unit_of_work(self.principal) as repo:
+            plan = self._plan(repo, flight.rows, flight.profile, flight.system)
+        self.seq += 1
+        flight.seq, flight.plan = self.seq, plan
+        after = self.flight[-1].seq if self.flight else self.last_committed
+        updates = [(c.id, {k: v for k, v in c.body.items() if k != "meta"}) for c in plan.updates]
+        flight.future = self.writers.submit(flight.seq, after, plan.items, updates)
+        # what the chunk changes, now (undone if it fails): the next chunks are planned on top of it
+        flight.new_seen = plan.seen - self.seen_hashes
+        flight.new_matched = plan.matched_existing - self.existing_matched
+        self.run_created |= plan.created_patients
+        self.existing_matched |= flight.new_matched
+        self.seen_hashes |= flight.new_seen
+        self._remember_encounters(flight.system, plan)
+        for cand in itertools.chain(plan.candidates, plan.updates):
+            cand.stored = True  # (stored before any later chunk commits: changes to it are updates)
+            self.in_flight_patients[cand.id] = cand
+            self.patient_seq[cand.id] = flight.seq
+        for k, enc_id in plan.created_encounters.items():
+            self.in_flight_encounters[(flight.system, k)] = enc_id
+            self.encounter_seq[(flight.system, k)] = flight.seq
+        self.flight.append(flight)
+
+    def _settle(self) -> None:
+        """Waits for the oldest chunk in flight; when the store refused one of its resources, that row is rejected
+        and the chunks in flight are planned again (without it)."""
+        flight = self.flight[0]
+        try:
+            outcome = flight.future.result()
+        except BaseException:
+            self.close_writers()
+            raise
+        plan = flight.plan
+        if outcome[0] == "ok":
+            self.flight.popleft()
+            self.last_committed = flight.seq
+            for pid in [pid for pid, seq in self.patient_seq.items() if seq == flight.seq]:
+                del self.patient_seq[pid], self.in_flight_patients[pid]  # the database has them now
+            for key in [key for key, seq in self.encounter_seq.items() if seq == flight.seq]:
+                del self.encounter_seq[key], self.in_flight_encounters[key]
+            flight.report.merge(plan.report)
+            self._written(plan)
+            flight.done(flight.report, flight.count)
+            return
+        assert outcome[0] == "invalid", outcome
+        _, index, element, _en = outcome
+        assert self.writers is not None
+        self.writers.abort_through(self.seq)
+        for later in list(self.flight)[1:]:
+            later.future.result()  # rolled back: none of them can commit before this one
+        for f in reversed(self.flight):  # forget what the chunks in flight would have written
+            self.run_created -= f.plan.created_patients
+            self.existing_matched -= f.new_matched
+            self.seen_hashes -= f.new_seen
+        again = list(self.flight)
+        self.flight.clear()
+        self.in_flight_patients.clear()
+        self.patient_seq.clear()
+        self.in_flight_encounters.clear()
+        self.encounter_seq.clear()
+        self.encounter_cache.clear()  # (the Encounters of the chunks that did commit are found again)
+        self.encounters_evicted = True
+        row = flight.rows[plan.item_rows[index]]
+        flight.report.reject(row.file, row.number, element, "fhir_invalid", row.segment)
+        flight.rows = [r for r in flight.rows if r is not row]
+        for f in again:
+            self._launch(f)
+
+    def _written(self, plan: _Plan) -> None:
+        self.written += plan.report.resources_written
+        if self.analyze_at is not None and self.written >= self.analyze_at:
+            self.analyze_at = self.written * 2
+            self._analyze()
+
+    def _remember_encounters(self, system: str, plan: _Plan) -> None:
+        cache = self.encounter_cache
+        for k, enc_id in plan.known_encounters.items():
+            cache[(system, k)] = enc_id
+            cache.move_to_end((system, k))
+        while len(cache) > ENCOUNTER_CACHE:
+            cache.popitem(last=False)
+            self.encounters_evicted = True
 
     def _analyze(self) -> None:
         try:
@@ -304,8 +450,8 @@ class _Run:
         rep = plan.report
         row_system, visit_system = system + "/row", system + "/visit"
         index = mpi.MatchIndex(profile.match_threshold, profile.review_threshold)
-        for cand in self.pending:
-            index.add(cand)
+        for cand in itertools.chain(self.pending, self.in_flight_patients.values()):
+            index.add(cand)  # (before the stored ones: these carry what the chunks in flight changed)
         mpi.load_candidates(repo, index, [r.person for r in rows])
         done = self._existing_rows(repo, rows, row_system)
 
@@ -378,7 +524,7 @@ class _Run:
                 keys[id(row)] = k
         known = dict(self.pending_encounters)
         for k in set(keys.values()) - set(known):
-            enc_id = self.encounter_cache.get((system, k))
+            enc_id = self.encounter_cache.get((system, k)) or self.in_flight_encounters.get((system, k))
             if enc_id is not None:
                 known[k] = enc_id
         known.update(self._encounters(repo, sorted(set(keys.values()) - set(known)), visit_system))
@@ -501,8 +647,17 @@ def ingest(
     encoding: str | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int], None] | None = None,
+    writers: int | None = None,
+    workers: int | None = None,
 ) -> IngestReport:
-    """Ingests files into a tenant; returns the report (rows_read = stored + matched + rejected)."""
+    """Ingests files into a tenant; returns the report (rows_read = stored + matched + rejected).
+
+    ``writers``: processes that write the chunks (see :mod:`xinglin.ingest.writers`) while this one plans the
+    next; 0 writes here. By default two on PostgreSQL for files of several chunks, none on SQLite (where every
+    unit of work takes the one write lock, so planning and writing could not overlap).
+    ``workers``: processes that clean the rows of a big plain CSV (see :func:`xinglin.ingest.clean.clean_source`);
+    by default none (``XINGLIN_INGEST_WORKERS`` or the argument asks for them).
+    """
     started = time.perf_counter()
     report = IngestReport(dry_run=dry_run)
     coder = coder if coder is not None else default_coder()
@@ -523,8 +678,59 @@ def ingest(
         prof.check_columns(src.headers, path.name)
         source = source_name or prof.source or path.stem
         opened.append((src, prof, source))
+    total = sum(src.rows_total for src, _, _ in opened)
     if on_total:
-        on_total(sum(src.rows_total for src, _, _ in opened))
+        on_total(total)
+    processes = writer_processes(store, writers, total, chunk_rows, dry_run)
+    if processes:
+        run.start_writers(processes)
+    if workers is None and not os.environ.get("XINGLIN_INGEST_WORKERS"):
+        # cleaning is a few per cent of a row's cost end to end: cleaning processes would cost the writers (or
+        # the matching and writing here) more CPU than they take off this process
+        workers = 1
+    try:
+        _stream(run, report, opened, chunk_rows, progress, workers)
+        run.finish()
+    finally:
+        run.close_writers()
+    report.seconds = time.perf_counter() - started
+    report.check()
+    return report
+
+
+def writer_processes(store: Store, writers: int | None, rows: int, chunk_rows: int, dry_run: bool) -> int:
+    """How many writer processes ``ingest`` starts (0: it writes itself); see :func:`ingest`."""
+    url = store.engine.url
+    if dry_run or (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
+        return 0
+    if writers is None:
+        configured = os.environ.get("XINGLIN_INGEST_WRITERS", "").strip()
+        if configured.isdigit():
+            writers = int(configured)
+        elif url.get_backend_name() == "postgresql" and rows >= 4 * chunk_rows:
+            writers = 2
+        else:
+            writers = 0
+    if url.get_backend_name() != "postgresql":
+        # SQLite writers take turns for the whole unit of work: a second one would wait for the lock that the
+        # first holds while it waits for its turn to commit
+        writers = min(writers, 1)
+    return max(0, writers)
+
+
+def _stream(
+    run: _Run,
+    report: IngestReport,
+    opened: list[tuple[Source, Profile, str]],
+    chunk_rows: int,
+    progress: Callable[[int], None] | None,
+    workers: int | None,
+) -> None:
+    def done(chunk_report: IngestReport, count: int) -> None:
+        report.merge(chunk_report)
+        if progress:
+            progress(count)
+
     for src, prof, source in opened:
         file = src.path.name
         report.files.append(file)
@@ -535,7 +741,8 @@ def ingest(
         chunk_report = IngestReport()
         cleaner = RowCleaner(prof, file, source, chunk_report)
         pending: list[CleanRow | SourceRow] = []
-        blocks = clean_source(src, prof, file, source, report, max(chunk_rows, BLOCK_ROWS // chunk_rows * chunk_rows))
+        block_rows = max(chunk_rows, BLOCK_ROWS // chunk_rows * chunk_rows)
+        blocks = clean_source(src, prof, file, source, report, block_rows, workers=workers)
         for entries in itertools.chain(blocks, [None]):  # (None: the end, write what is left)
             if entries is not None:
                 pending.extend(entries)
@@ -554,13 +761,11 @@ def ingest(
                         clean.append(cleaner.clean(row))
                     except RowRejected as exc:
                         chunk_report.reject(file, row.number, exc.column, exc.reason, row.segment, exc.zh, exc.en)
-                run.chunk(clean, prof, system, chunk_report)
-                report.merge(chunk_report)
+                if run.writers is not None:
+                    run.submit(clean, prof, system, chunk_report, done, len(batch))
+                else:
+                    run.chunk(clean, prof, system, chunk_report)
+                    done(chunk_report, len(batch))
                 chunk_report = IngestReport()
                 cleaner.report = chunk_report
-                if progress:
-                    progress(len(batch))
             del pending[:start]
-    report.seconds = time.perf_counter() - started
-    report.check()
-    return report

@@ -107,13 +107,13 @@ def test_load_rejects_bad_files(tmp_path: Path, index_path: Path) -> None:
     with np.load(index_path, allow_pickle=False) as z:
         old = {k: z[k] for k in z.files}
     meta = json.loads(unpack_strs(old["meta"])[0])
-    old["meta"] = pack_strs([json.dumps({**meta, "format": "xinglin-dx-index/1"})])
+    old["meta"] = pack_strs([json.dumps({**meta, "format": "xinglin-dx-index/2"})])
     older = tmp_path / "older.npz"
     np.savez(older, **old)
     with pytest.raises(IndexFormatError) as caught:
         DiagnosisCoder.load(older)
     assert caught.value.en == (
-        "older.npz: the index was built by an older Xinglin (xinglin-dx-index/1); load the code set again with "
+        "older.npz: the index was built by an older Xinglin (xinglin-dx-index/2); load the code set again with "
         "`xinglin codes load`"
     )
     # object arrays would need pickle: refused

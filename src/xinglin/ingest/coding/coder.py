@@ -8,9 +8,12 @@ Pipeline for one string (all in-process, no network, a few milliseconds):
    * phrase table learned from training pairs: text fragment -> standard name with counts
      (冠心病 -> 冠状动脉粥样硬化性心脏病, 慢阻肺 -> 慢性阻塞性肺疾病, 癌 -> 癌 (morphology code));
    * rewrite rules learned from training pairs: site + text suffix -> site + name suffix
-     (结肠腺癌 -> 结肠 + 恶性肿瘤, 肝转移 -> 肝 + 继发恶性肿瘤);
+     (结肠腺癌 -> 结肠 + 恶性肿瘤, 肝转移 -> 肝 + 继发恶性肿瘤), also across a gap of up to two characters
+     or with 部 inserted (脾区管状腺瘤 -> 脾良性肿瘤, 足上皮样瘤 -> 足部良性肿瘤);
    * character uni/bi-gram TF-IDF nearest names for the whole text and for each explicit segment.
 3. A boosted-tree re-ranker (LightGBM, stored as its text model) scores every candidate from ~40 features;
+   a second stage re-scores each candidate knowing the first-stage scores of its competitors in the same text
+   (rank, gap to the best, expected number of codes, best longer/shorter name, same ICD category/chapter);
    all candidates above the tuned threshold are returned, best first, a name already covered by a longer
    accepted name dropped.
 
@@ -37,13 +40,14 @@ from xinglin.core.errors import XinglinError
 from xinglin.ingest.coding.codeset import Concept
 from xinglin.ingest.coding.text import bracket_variants, compact, normalise, segments
 
-FORMAT = "xinglin-dx-index/2"
-MODEL_FORMAT = "xinglin-dx-model/2"
+FORMAT = "xinglin-dx-index/3"
+MODEL_FORMAT = "xinglin-dx-model/3"
 DEFAULT_MODEL = Path(__file__).parent / "data" / "dx_model.npz"
 MAX_CODES = 20  # per input string
 LEX_MAX = 30  # longest name fragment looked up literally
 TFIDF_K = 10  # nearest names per query
 PT_MIN_P = 0.05  # phrase-table entries below this support are ignored
+RW_GAP = 2  # characters allowed between a site and a rule's text suffix (loose rewrite)
 _MORPH = re.compile(r"^M\d{4,6}/\d")  # morphology codes (M801000/3 癌) of the clinical editions
 
 FEATURES = [
@@ -88,7 +92,25 @@ FEATURES = [
     "text_len",
     "n_seg",
     "pt_other",
+    "rw_loose",
 ]
+# The second stage sees the first stage's score of every candidate of the same text (stacking): how a candidate
+# stands among its competitors decides how many codes one string gets.
+CONTEXT = [
+    "s1",
+    "s1_rank",
+    "s1_top1",
+    "s1_gap_top1",
+    "s1_top2",
+    "s1_n_pos",
+    "s1_expected",
+    "s1_super",
+    "s1_sub",
+    "s1_sibling",
+    "same_chapter_top1",
+    "same_category_top1",
+]
+CONTEXT_MIN_P = 0.05  # candidates below this first-stage probability do not count as competitors
 
 
 class IndexFormatError(XinglinError):
@@ -149,7 +171,30 @@ class LearnedModel:
     ranker: str  # LightGBM text model over FEATURES (empty: not trained yet, every candidate scores 0.5)
     threshold: float
     meta: dict[str, Any]
+    ranker2: str = ""  # second stage over FEATURES + CONTEXT (empty: the first stage's scores are final)
     booster: Any = field(default=None, repr=False, compare=False)  # parsed ``ranker``, built on first use
+    booster2: Any = field(default=None, repr=False, compare=False)
+
+    @classmethod
+    def empty(cls, threshold: float = 0.5) -> LearnedModel:
+        """No tables, no trees: every candidate scores 0.5."""
+        return cls(
+            targets=[],
+            prior=np.zeros(0, np.int32),
+            pt_keys=[],
+            pt_count=np.zeros(0, np.int32),
+            pt_offsets=np.zeros(1, np.int64),
+            pt_targets=np.zeros(0, np.int32),
+            pt_target_counts=np.zeros(0, np.int32),
+            rule_a=[],
+            rule_b=[],
+            rule_count=np.zeros(0, np.int32),
+            rule_prec=np.zeros(0, np.float32),
+            chapters={},
+            ranker="",
+            threshold=threshold,
+            meta={},
+        )
 
     def save(self, path: str | Path) -> None:
         np.savez_compressed(path, **self.arrays())
@@ -176,6 +221,7 @@ class LearnedModel:
             "model_rule_count": self.rule_count.astype(np.int32),
             "model_rule_prec": self.rule_prec.astype(np.float32),
             "model_ranker": pack_strs([self.ranker]),
+            "model_ranker2": pack_strs([self.ranker2]),
         }
 
     @classmethod
@@ -200,6 +246,7 @@ class LearnedModel:
                 ranker="\n".join(unpack_strs(z["model_ranker"])),
                 threshold=float(meta["threshold"]),
                 meta=meta,
+                ranker2="\n".join(unpack_strs(z["model_ranker2"])),
             )
             m.validate()
         except (KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
@@ -225,17 +272,28 @@ class LearnedModel:
             raise ValueError("inconsistent array shapes or indexes")
         if self.ranker and self.get_booster().num_feature() != len(FEATURES):
             raise ValueError("the re-ranker was trained on another feature layout")
+        if self.ranker2 and (not self.ranker or self.get_booster2().num_feature() != len(FEATURES) + len(CONTEXT)):
+            raise ValueError("the second-stage re-ranker was trained on another feature layout")
 
     def get_booster(self) -> Any:
         """The re-ranker as a LightGBM booster (parsed from text once; errors as ValueError)."""
         if self.booster is None:
-            import lightgbm
-
-            try:
-                self.booster = lightgbm.Booster(model_str=self.ranker)
-            except lightgbm.basic.LightGBMError as exc:
-                raise ValueError(f"re-ranker: {exc}") from exc
+            self.booster = _parse_booster(self.ranker)
         return self.booster
+
+    def get_booster2(self) -> Any:
+        if self.booster2 is None:
+            self.booster2 = _parse_booster(self.ranker2)
+        return self.booster2
+
+
+def _parse_booster(text: str) -> Any:
+    import lightgbm
+
+    try:
+        return lightgbm.Booster(model_str=text)
+    except lightgbm.basic.LightGBMError as exc:
+        raise ValueError(f"re-ranker: {exc}") from exc
 
 
 def load_model(path: str | Path = DEFAULT_MODEL) -> LearnedModel:
@@ -250,10 +308,85 @@ def load_model(path: str | Path = DEFAULT_MODEL) -> LearnedModel:
 
 
 def predict_trees(m: LearnedModel, X: np.ndarray) -> np.ndarray:
-    """Raw scores (log-odds) of the boosted trees, one per candidate row; one thread."""
+    """Raw scores (log-odds) of the first-stage boosted trees, one per candidate row; one thread."""
     if not m.ranker or len(X) == 0:
         return np.zeros(len(X))
     return np.asarray(m.get_booster().predict(X, raw_score=True, num_threads=1), dtype=np.float64)
+
+
+def predict_stage2(m: LearnedModel, X2: np.ndarray) -> np.ndarray:
+    """Raw scores of the second stage over ``FEATURES + CONTEXT`` rows."""
+    return np.asarray(m.get_booster2().predict(X2, raw_score=True, num_threads=1), dtype=np.float64)
+
+
+def sigmoid(raw: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(raw, -40, 40)))
+
+
+def context_features(names: Sequence[str], cats: Sequence[str], s: np.ndarray) -> np.ndarray:
+    """``CONTEXT`` columns for one text's candidates (compact names, ICD categories, first-stage raw scores)."""
+    m = len(s)
+    if m == 0:
+        return np.zeros((0, len(CONTEXT)))
+    p = sigmoid(s)
+    order = np.argsort(-s, kind="stable")
+    rank = np.empty(m)
+    rank[order] = np.arange(m)
+    top1 = float(s[order[0]])
+    top2 = float(s[order[1]]) if m > 1 else -10.0
+    sup = np.full(m, -10.0)
+    sub = np.full(m, -10.0)
+    sib = np.full(m, -10.0)
+    pos = {n: i for i, n in enumerate(names)}
+    strong = np.nonzero(p > CONTEXT_MIN_P)[0].tolist()
+    for j in strong:  # the best score of a longer name containing this one, and of a shorter name inside it
+        b = names[j]
+        for k in range(len(b)):
+            for e in range(k + 1, len(b) + (k > 0)):
+                i = pos.get(b[k:e])
+                if i is not None:
+                    sup[i] = max(sup[i], s[j])
+                    sub[j] = max(sub[j], s[i])
+    by_cat: dict[str, list[int]] = defaultdict(list)
+    for i in strong:
+        by_cat[cats[i]].append(i)
+    for i in range(m):  # the best other candidate of the same 3-character ICD category
+        for j in by_cat.get(cats[i], ()):
+            if j != i and s[j] > sib[i]:
+                sib[i] = s[j]
+    top_cat = cats[order[0]]
+    return np.column_stack(
+        [
+            s,
+            rank,
+            np.full(m, top1),
+            s - top1,
+            np.full(m, top2),
+            np.full(m, float((p >= 0.35).sum())),
+            np.full(m, float(p.sum())),
+            sup,
+            sub,
+            sib,
+            np.array([float(c[:1] == top_cat[:1]) for c in cats]),
+            np.array([float(c == top_cat) for c in cats]),
+        ]
+    )
+
+
+def rerank(m: LearnedModel, blocks: Sequence[tuple[Sequence[str], Sequence[str], np.ndarray]]) -> list[np.ndarray]:
+    """Final probabilities for many texts' candidate blocks ``(names, categories, features)``: one call per stage."""
+    sizes = [len(x) for _, _, x in blocks]
+    if not sum(sizes):
+        return [np.zeros(0) for _ in blocks]
+    xs = np.vstack([x for _, _, x in blocks if len(x)])
+    raw = predict_trees(m, xs)
+    if m.ranker2:
+        s1 = np.split(raw, np.cumsum(sizes)[:-1])
+        x2 = np.vstack(
+            [np.hstack([x, context_features(n, c, s)]) for (n, c, x), s in zip(blocks, s1, strict=True) if len(x)]
+        )
+        raw = predict_stage2(m, x2)
+    return np.split(sigmoid(raw), np.cumsum(sizes)[:-1])
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -295,6 +428,7 @@ class DiagnosisCoder:
                 self.primary[g] = ci
             self.codes_of[g].append(c.code)
         self.name_id = name_id
+        self.category = [concepts[ci].code[:3].upper() for ci in self.primary]
         self._build_lexicon()
         self._resolve_model()
         if xt is None or vocab is None or idf is None:
@@ -411,13 +545,13 @@ class DiagnosisCoder:
         og, osubs = own if own else (set(), set())
         cand: dict[int, list[Any]] = {}
         # per candidate: lit lit_full lit_cov span pt pt_count pt_len pt2 pt_top tf tf_top1 rw_p rw_x rw_count
-        #                lcb pt_n pt_long tf_rank
+        #                lcb pt_n pt_long tf_rank rw_loose
         n = len(t)
 
         def slot(g: int) -> list[Any]:
             f = cand.get(g)
             if f is None:
-                f = cand[g] = [0.0] * 18
+                f = cand[g] = [0.0] * 19
                 f[3], f[17] = None, 99.0  # no literal span yet; TF-IDF rank 'not retrieved'
             return f
 
@@ -496,7 +630,11 @@ class DiagnosisCoder:
         return self._features(t, cand, og, max(1, len(segs)))
 
     def _rewrite(self, t: str, slot: Any) -> None:
-        """Learned suffix rules: X + a in the text -> X + b when X + b is a name (结肠|腺癌 -> 结肠|恶性肿瘤)."""
+        """Learned suffix rules: X + a in the text -> X + b when X + b is a name (结肠|腺癌 -> 结肠|恶性肿瘤).
+
+        Loosely too (feature ``rw_loose``): up to ``RW_GAP`` characters between X and a (脾区|管状腺瘤 -> 脾良性肿瘤),
+        or X + 部 + b when that is the name (足|上皮样瘤 -> 足部良性肿瘤).
+        """
         n = len(t)
         rules, prefixes, name_id = self.rules, self.prefixes, self.name_id
         for j in range(1, n):
@@ -506,16 +644,25 @@ class DiagnosisCoder:
                 bs = rules.get(t[j : j + k])
                 if not bs:
                     continue
-                for i in range(j - 1, max(-1, j - 11), -1):
-                    x = t[i:j]
-                    if x not in prefixes:
-                        continue
-                    for b, p, lc in bs:
-                        g = name_id.get(x + b)
-                        if g is not None:
-                            f = slot(g)
-                            if p > f[11]:
-                                f[11], f[12], f[13] = p, float(j - i), lc
+                for gap in range(RW_GAP + 1):
+                    e = j - gap  # end of X
+                    for i in range(e - 1, max(-1, e - 11), -1):
+                        x = t[i:e]
+                        if x not in prefixes:
+                            continue
+                        for b, p, lc in bs:
+                            g = name_id.get(x + b) if gap == 0 else None
+                            if g is not None:
+                                f = slot(g)
+                                if p > f[11]:
+                                    f[11], f[12], f[13] = p, float(e - i), lc
+                                continue
+                            g = name_id.get(x + b) if gap else name_id.get(x + "部" + b)
+                            if g is None and gap:
+                                g = name_id.get(x + "部" + b)
+                            if g is not None:
+                                f = slot(g)
+                                f[18] = max(f[18], p)
 
     def _features(self, t: str, cand: dict[int, list[Any]], og: set[int], n_seg: int) -> tuple[list[int], np.ndarray]:
         gl = list(cand)
@@ -570,6 +717,7 @@ class DiagnosisCoder:
                 np.stack([_rank(pt), _rank(x[:, 9]), _rank(x[:, 16]), _rank(x[:, 19])], 1),
                 np.tile([m, len(t), n_seg], (m, 1)),
                 other[:, None],
+                np.array([cand[g][18] for g in gl])[:, None],
             ]
         )
         return gl, x
@@ -589,9 +737,13 @@ class DiagnosisCoder:
         gl, x = self.candidates(t, segs)
         if not gl:
             return [], np.zeros(0)
-        p = 1.0 / (1.0 + np.exp(-np.clip(predict_trees(self.model, x), -40, 40)))
+        p = rerank(self.model, [self.block(gl, x)])[0]
         order = np.argsort(-p, kind="stable")
         return [gl[i] for i in order], p[order]
+
+    def block(self, gl: list[int], x: np.ndarray) -> tuple[list[str], list[str], np.ndarray]:
+        """(names, ICD categories, features) of one text's candidates: the input of ``rerank``."""
+        return [self.names[g] for g in gl], [self.category[g] for g in gl], x
 
     def code(self, text: str, *, top_k: int = 3, min_score: float | None = None) -> list[CodedDiagnosis]:
         """Every diagnosis found in ``text`` as a flat list, best first.
