@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     worker_threads: int = Field(
         default=4, ge=1, le=200, description="Requests a worker process handles at once (its thread pool)."
     )
+    ingest_writers: int | None = Field(
+        default=None,
+        ge=0,
+        description="Processes that store ingested chunks while the next is planned (PostgreSQL; default 2 for "
+        "files of several chunks, 0 on SQLite).",
+    )
+    ingest_workers: int | None = Field(
+        default=None, ge=1, description="Processes that clean big plain CSV files (default: one, i.e. none extra)."
+    )
 
 
 @lru_cache

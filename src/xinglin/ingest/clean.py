@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import orjson
 
+from xinglin.core.config import get_settings
 from xinglin.core.identity import ID_CHECK_CHARS as ID_CHECK  # the one GB 11643 rule, vectorised here
 from xinglin.core.identity import ID_WEIGHTS
 from xinglin.ingest import mpi
@@ -859,10 +860,10 @@ _fast_pickling(PersonName, Sex, ResidentId, Phone, Address, Analyte, LabValue, R
 
 
 def default_workers() -> int:
-    """Cleaning processes: ``XINGLIN_INGEST_WORKERS``, else one per core available (at most 4); 1 = none."""
-    configured = os.environ.get("XINGLIN_INGEST_WORKERS", "").strip()
-    if configured.isdigit():
-        return max(1, int(configured))
+    """Cleaning processes: the ``ingest_workers`` setting, else one per core available (at most 4); 1 = none."""
+    configured = get_settings().ingest_workers
+    if configured is not None:
+        return configured
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux

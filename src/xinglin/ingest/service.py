@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
@@ -656,7 +655,7 @@ def ingest(
     next; 0 writes here. By default two on PostgreSQL for files of several chunks, none on SQLite (where every
     unit of work takes the one write lock, so planning and writing could not overlap).
     ``workers``: processes that clean the rows of a big plain CSV (see :func:`xinglin.ingest.clean.clean_source`);
-    by default none (``XINGLIN_INGEST_WORKERS`` or the argument asks for them).
+    by default none (the ``ingest_workers`` setting or the argument asks for them).
     """
     started = time.perf_counter()
     report = IngestReport(dry_run=dry_run)
@@ -684,7 +683,7 @@ def ingest(
     processes = writer_processes(store, writers, total, chunk_rows, dry_run)
     if processes:
         run.start_writers(processes)
-    if workers is None and not os.environ.get("XINGLIN_INGEST_WORKERS"):
+    if workers is None and store.settings.ingest_workers is None:
         # cleaning is a few per cent of a row's cost end to end: cleaning processes would cost the writers (or
         # the matching and writing here) more CPU than they take off this process
         workers = 1
@@ -704,9 +703,8 @@ def writer_processes(store: Store, writers: int | None, rows: int, chunk_rows: i
     if dry_run or (url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")):
         return 0
     if writers is None:
-        configured = os.environ.get("XINGLIN_INGEST_WRITERS", "").strip()
-        if configured.isdigit():
-            writers = int(configured)
+        if store.settings.ingest_writers is not None:
+            writers = store.settings.ingest_writers
         elif url.get_backend_name() == "postgresql" and rows >= 4 * chunk_rows:
             writers = 2
         else:
