@@ -16,6 +16,7 @@ few blocks in flight.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import hashlib
 import os
@@ -885,7 +886,15 @@ def process_pool(workers: int) -> Any:
         ctx = multiprocessing.get_context("spawn")
         _pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
         _pool_size = workers
+        atexit.register(_close_pool)  # before the interpreter tears down what the pool's threads still use
     return _pool
+
+
+def _close_pool() -> None:
+    global _pool
+    if _pool is not None:
+        _pool.shutdown(wait=True, cancel_futures=True)
+        _pool = None
 
 
 def warm_up(workers: int | None = None) -> float:
