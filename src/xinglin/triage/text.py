@@ -165,7 +165,7 @@ _VITAL_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ),
 ]
 _RANGES = {
-    "temperature": (34.0, 43.5),
+    "temperature": (28.0, 43.5),  # down to severe hypothermia (an old man found outdoors at 33 °C)
     "spo2": (40, 100),
     "heart_rate": (20, 260),
     "systolic_bp": (40, 300),
