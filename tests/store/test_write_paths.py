@@ -153,6 +153,7 @@ def test_cases_the_statement_does_not_take_end_as_the_unit_of_work_decides(datab
         f"The resource id ({rid}) does not match the id in the URL (other-id)",
     )
     assert outcomes["missing"] == ("NotFound", "Patient/nobody-here was not found")
+    assert _audited(database, hospital.id, "nobody-here") == [("delete", None, "failed")]
     assert outcomes["other patient"][0] == "Forbidden"
     assert outcomes["bad gender"] == (
         "InvalidResource",
@@ -161,6 +162,7 @@ def test_cases_the_statement_does_not_take_end_as_the_unit_of_work_decides(datab
     assert (no_version.resource.version_id, first.version_id, again) == (2, 3, None)
     assert _audited(database, hospital.id, rid) == [
         ("create", 1, "success"),
+        ("update", 1, "failed"),  # the stale If-Match: refused attempts are audited too
         ("update", None, "denied"),
         ("update", 2, "success"),
         ("delete", 3, "success"),

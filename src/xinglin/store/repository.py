@@ -529,7 +529,7 @@ class Repository:
             if rid is not None:
                 current = self._current(rtype, rid)
                 if current is None:
-                    raise _not_found(rtype, rid)
+                    raise self._refuse("history", rtype, rid, _not_found(rtype, rid))
                 if not self._in_compartment(access, current):
                     raise self._deny_outside_compartment("history", rtype, rid)
                 if self._hidden(current.content):  # its earlier versions are locked with it
@@ -714,18 +714,20 @@ class Repository:
         current = self._current(rtype, rid)
         if current is None:
             if if_match is not None:
-                raise PreconditionFailed(
+                exc = PreconditionFailed(
                     f"{rtype}/{rid} 不存在，If-Match 无法满足",
                     f"{rtype}/{rid} does not exist, so If-Match cannot hold",
                 )
+                raise self._refuse("update", rtype, rid, exc)
             return self.create(body, rtype=rtype, rid=rid)
         if not self._in_compartment(access, current):
             raise self._deny_outside_compartment("update", rtype, rid)
         if if_match is not None and if_match != current.version_id:
-            raise PreconditionFailed(
+            exc = PreconditionFailed(
                 f"版本冲突：当前为第 {current.version_id} 版，而请求基于第 {if_match} 版",
                 f"Version conflict: {rtype}/{rid} is at version {current.version_id}, not {if_match}",
             )
+            raise self._refuse("update", rtype, rid, exc, current.version_id)
         version = current.version_id + 1
         now = utcnow().replace(tzinfo=None)
         doc, content, rows = prepare_document(rtype, body, rid, version, now)
@@ -777,16 +779,18 @@ class Repository:
                 if index_rows:
                     self._write_index([(current.pk, current.resource_type, index_rows)])
         if replaced != 1:
-            raise PreconditionFailed(
+            exc = PreconditionFailed(
                 f"{current.resource_type}/{current.id} 刚被其他请求修改，请重新读取后再试",
                 f"{current.resource_type}/{current.id} was changed by another request; read it again and retry",
             )
+            action = "delete" if method == "DELETE" else "update"
+            raise self._refuse(action, current.resource_type, current.id, exc, current.version_id)
 
     def delete(self, rtype: str, rid: str) -> StoredResource | None:
         access = self._authorize("delete", rtype, rid)
         current = self._current(rtype, rid)
         if current is None:
-            raise _not_found(rtype, rid)
+            raise self._refuse("delete", rtype, rid, _not_found(rtype, rid))
         if not self._in_compartment(access, current):
             raise self._deny_outside_compartment("delete", rtype, rid)
         if current.deleted:
