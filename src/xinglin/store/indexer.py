@@ -39,11 +39,6 @@ def _matches(item: Any, key: str, value: str) -> bool:
     return item.get(key) == value
 
 
-def walk(node: Any, path: str) -> Iterator[tuple[Any, str]]:
-    """Yields (value, json-key) pairs reached by a dotted path; the key tells the choice type."""
-    yield from _walk(node, _steps(path), 0, "")
-
-
 @lru_cache(maxsize=4096)
 def _steps(path: str) -> tuple[tuple[str, bool, str | None, str | None], ...] | None:
     """A path parsed once: per step (field, is a choice type, filter key, filter value); None if malformed."""
@@ -57,6 +52,8 @@ def _steps(path: str) -> tuple[tuple[str, bool, str | None, str | None], ...] | 
 
 
 def _walk(node: Any, steps, at: int, key: str) -> Iterator[tuple[Any, str]]:
+    """(value, json-key) pairs reached from ``node`` by the parsed path ``steps`` (from step ``at`` on); the key
+    tells the choice type."""
     if node is None or steps is None:
         return
     if isinstance(node, list):

@@ -9,10 +9,11 @@ transaction of their own (the refused work is rolled back).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import parse_qsl
 
 import anyio
@@ -42,6 +43,8 @@ from xinglin.store.models import INDEX_TABLES, audit_record, idx_reference, idx_
 from xinglin.store.search import SearchQuery, compartment_condition, parse
 from xinglin.store.search_params import PATIENT_COMPARTMENT
 from xinglin.store.validation import is_resource_type, validate
+
+T = TypeVar("T")
 
 # Security label of records locked after a deletion request (privacy.requests); hidden from all but admins.
 LOCK_CODE = "retention-locked"
@@ -143,7 +146,7 @@ class Store:
                 row = conn.execute(_READ_AUDITED_PG, self._read_params(principal, rtype, rid)).first()
             if row is not None and row.audited is not None:
                 return _stored(row)
-        return self._read_in_unit_of_work(principal, rtype, rid)
+        return self._in_unit_of_work(principal, lambda repo: repo.read(rtype, rid))
 
     # The busiest calls of a FHIR server take one round trip on PostgreSQL: the read, create, update or delete
     # and its audit record in one autocommitted statement (a single statement is a transaction), sent over the
@@ -160,7 +163,7 @@ class Store:
             row = await _fetch_one(pool, _READ_AUDITED_PG, self._read_params(principal, rtype, rid))
             if row is not None and row.audited is not None:
                 return _stored(row)
-        return await anyio.to_thread.run_sync(self._read_in_unit_of_work, principal, rtype, rid)
+        return await self._in_unit_of_work_thread(principal, lambda repo: repo.read(rtype, rid))
 
     async def create_async(
         self, principal: Principal, rtype: str, body: dict, *, if_none_exist: str | None = None
@@ -178,12 +181,9 @@ class Store:
             row = await _fetch_one(pool, statement, params | self._audit_params(principal, "create", rtype, rid, 1))
             if row is not None:
                 return WriteResult(StoredResource(rtype, rid, 1, now, False, content, row.pk), created=True)
-
-        def create_in_unit_of_work() -> WriteResult:
-            with self.unit_of_work(principal) as repo:
-                return repo.create(body, rtype=rtype, if_none_exist=if_none_exist)
-
-        return await anyio.to_thread.run_sync(create_in_unit_of_work)
+        return await self._in_unit_of_work_thread(
+            principal, lambda repo: repo.create(body, rtype=rtype, if_none_exist=if_none_exist)
+        )
 
     async def update_async(
         self, principal: Principal, rtype: str, rid: str, body: dict, *, if_match: int | None = None
@@ -201,12 +201,9 @@ class Store:
             row = await _fetch_one(pool, writes_pg.replace_statement(kinds, audited=True), params)
             if row is not None:
                 return WriteResult(StoredResource(rtype, rid, version, now, False, content, row.pk), created=False)
-
-        def update_in_unit_of_work() -> WriteResult:
-            with self.unit_of_work(principal) as repo:
-                return repo.update(rtype, rid, body, if_match=if_match)
-
-        return await anyio.to_thread.run_sync(update_in_unit_of_work)
+        return await self._in_unit_of_work_thread(
+            principal, lambda repo: repo.update(rtype, rid, body, if_match=if_match)
+        )
 
     async def delete_async(self, principal: Principal, rtype: str, rid: str) -> StoredResource | None:
         """Repository.delete in a unit of work of its own, for async callers."""
@@ -219,16 +216,15 @@ class Store:
             )
             if row is not None:
                 return StoredResource(rtype, rid, row.version_id, now, True, None)
+        return await self._in_unit_of_work_thread(principal, lambda repo: repo.delete(rtype, rid))
 
-        def delete_in_unit_of_work() -> StoredResource | None:
-            with self.unit_of_work(principal) as repo:
-                return repo.delete(rtype, rid)
-
-        return await anyio.to_thread.run_sync(delete_in_unit_of_work)
-
-    def _read_in_unit_of_work(self, principal: Principal, rtype: str, rid: str) -> StoredResource:
+    def _in_unit_of_work(self, principal: Principal, work: Callable[[Repository], T]) -> T:
         with self.unit_of_work(principal) as repo:
-            return repo.read(rtype, rid)
+            return work(repo)
+
+    async def _in_unit_of_work_thread(self, principal: Principal, work: Callable[[Repository], T]) -> T:
+        """`work` on a repository in a unit of work of its own, in a worker thread (it blocks on the database)."""
+        return await anyio.to_thread.run_sync(self._in_unit_of_work, principal, work)
 
     def _pool_of_this_loop(self):
         """The asynchronous pool, when it belongs to the running event loop."""
