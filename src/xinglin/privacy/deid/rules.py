@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from functools import cache
+from typing import NamedTuple
 
 from .lexicon import surnames, trie_pattern
 from .models import ADDRESS, PERSON
@@ -92,8 +93,21 @@ _LEFT_TITLES = (
 )
 
 
+class _NameRegexes(NamedTuple):
+    title: re.Pattern[str]
+    before_title: re.Pattern[str]
+    label: re.Pattern[str]
+    strong: re.Pattern[str]
+    sex: re.Pattern[str]
+    roles: re.Pattern[str]
+    left: re.Pattern[str]
+    says: re.Pattern[str]
+    bed: re.Pattern[str]
+    speaker: re.Pattern[str]
+
+
 @cache
-def _name_regexes() -> tuple[re.Pattern[str], ...]:
+def _name_regexes() -> _NameRegexes:
     sur = surname_pattern()
     titles = trie_pattern(_TITLES.split())
     roles = trie_pattern(_ROLE_WORDS.split())
@@ -126,17 +140,17 @@ def _name_regexes() -> tuple[re.Pattern[str], ...]:
     bed_rx = re.compile(rf"\d{{1,3}}\s*床\s*[:：]?\s*({sur}{_GIVEN}{{1,2}})(?=[^\u4e00-\u9fff]|$)")
     # 郝飞：今晚38床… — who speaks, at the start of a line of a chat or a ward round
     speaker_rx = re.compile(rf"(?:^|(?<=[\s。！？!?]))({sur}{_GIVEN}{{1,2}})[:：]", re.M)
-    return (
-        title_rx,
-        before_title_rx,
-        label_rx,
-        strong_rx,
-        sex_rx,
-        re.compile(roles),
-        left_rx,
-        says_rx,
-        bed_rx,
-        speaker_rx,
+    return _NameRegexes(
+        title=title_rx,
+        before_title=before_title_rx,
+        label=label_rx,
+        strong=strong_rx,
+        sex=sex_rx,
+        roles=re.compile(roles),
+        left=left_rx,
+        says=says_rx,
+        bed=bed_rx,
+        speaker=speaker_rx,
     )
 
 
@@ -151,7 +165,7 @@ EN_LABEL_RE = re.compile(
 
 def in_role_word(text: str, start: int, roles_rx: re.Pattern[str] | None = None) -> bool:
     """True when ``text[start]`` begins or lies inside a role word such as 管床/值班/主治."""
-    rx = roles_rx or _name_regexes()[5]
+    rx = roles_rx or _name_regexes().roles
     for back in range(0, 3):
         pos = start - back
         if pos < 0:
@@ -167,15 +181,14 @@ _SEX_AGE = re.compile(r"[，,、\s（(][男女][，,、\s）)]")
 
 
 def find_names(text: str) -> Iterator[Span]:
-    title_rx, before_title_rx, label_rx, strong_rx, sex_rx, roles_rx, left_rx, says_rx, bed_rx, speaker_rx = (
-        _name_regexes()
-    )
-    for rx in (left_rx, says_rx, bed_rx, speaker_rx):
+    rxs = _name_regexes()
+    title_rx, before_title_rx, sex_rx, roles_rx = rxs.title, rxs.before_title, rxs.sex, rxs.roles
+    for rx in (rxs.left, rxs.says, rxs.bed, rxs.speaker):
         for m in rx.finditer(text):
             yield PERSON, m.start(1), m.end(1), PRIO_NAME_TITLE
-    for m in strong_rx.finditer(text):
+    for m in rxs.strong.finditer(text):
         yield PERSON, m.start(1), m.end(1), PRIO_NAME_LABEL
-    for m in label_rx.finditer(text):
+    for m in rxs.label.finditer(text):
         # a patient label (患者：) may precede a disease name, so it stays below strong labels; staff and kin
         # labels (护士：, 丈夫：) are followed by people
         weak = m.group(1) in _WEAK_LABELS
