@@ -886,11 +886,12 @@ def process_pool(workers: int) -> Any:
         ctx = multiprocessing.get_context("spawn")
         _pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
         _pool_size = workers
-        atexit.register(_close_pool)  # before the interpreter tears down what the pool's threads still use
     return _pool
 
 
+@atexit.register
 def _close_pool() -> None:
+    """Shuts the cleaning processes down before the interpreter tears down what the pool's threads still use."""
     global _pool
     if _pool is not None:
         _pool.shutdown(wait=True, cancel_futures=True)
@@ -913,13 +914,9 @@ def warm_up(workers: int | None = None) -> float:
 def _init_worker() -> None:
     # one thread for Polars here: the processes share the cores already (set before this process imports it)
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
-    try:  # die with the process that started this one (kill -9 included)
-        import ctypes
-        import signal
+    from xinglin.ingest.writers import die_with_parent
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # pragma: no cover - not Linux
-        pass
+    die_with_parent()
     from xinglin.ingest.normalise import analytes, province_codes, to_simplified
 
     analytes()

@@ -63,14 +63,19 @@ class Writers:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _init(url: str, settings: Any, principal: Any, committed: Any, aborted: Any, cond: Any) -> None:
-    try:  # die with the process that started this one (kill -9 included): its transaction rolls back
+def die_with_parent() -> None:
+    """Makes this helper process die with the process that started it, kill -9 included (Linux)."""
+    try:
         import ctypes
         import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         pass
+
+
+def _init(url: str, settings: Any, principal: Any, committed: Any, aborted: Any, cond: Any) -> None:
+    die_with_parent()  # an orphaned writer's transaction rolls back
     from xinglin.store.db import make_engine
     from xinglin.store.repository import Store
 
