@@ -57,27 +57,38 @@ def wait_http(port: int, path: str, timeout: float = 60) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
+def server_pids(parent_pid: int) -> list[str]:
+    """The server process and its workers (its children)."""
+    return [
+        c.name
+        for c in Path("/proc").iterdir()
+        if c.name.isdigit() and (c.name == str(parent_pid) or _ppid(c.name) == str(parent_pid))
+    ]
+
+
 def worker_rss_mb(parent_pid: int) -> list[float]:
     out = []
-    for child in Path("/proc").iterdir():
-        if not child.name.isdigit():
-            continue
+    for pid in server_pids(parent_pid):
         try:
-            status = (child / "status").read_text()
+            status = Path(f"/proc/{pid}/status").read_text()
         except OSError:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("PPid", "").strip() == str(parent_pid) or child.name == str(parent_pid):
-            out.append(round(int(fields.get("VmRSS", "0 kB").split()[0]) / 1024, 1))
+        out.append(round(int(fields.get("VmRSS", "0 kB").split()[0]) / 1024, 1))
     return out
 
 
-def _cpu_seconds(pid: str) -> float:
+def _stat(pid: str) -> list[str]:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...); empty once the process is gone."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+        return []
+
+
+def _cpu_seconds(pid: str) -> float:
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") if fields else 0.0  # utime + stime
 
 
 class CpuMeter:
@@ -88,11 +99,7 @@ class CpuMeter:
         self.server_pid, self.pg, self.dbname = server_pid, pg, dbname
 
     def _pids(self) -> tuple[list[str], list[str]]:
-        server = [
-            c.name
-            for c in Path("/proc").iterdir()
-            if c.name.isdigit() and (c.name == str(self.server_pid) or _ppid(c.name) == str(self.server_pid))
-        ]
+        server = server_pids(self.server_pid)
         with psycopg.connect(f"{self.pg}/postgres", autocommit=True) as c:
             backends = [
                 str(r[0]) for r in c.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [self.dbname])
@@ -113,10 +120,8 @@ class CpuMeter:
 
 
 def _ppid(pid: str) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
-    except OSError:
-        return ""
+    fields = _stat(pid)
+    return fields[1] if fields else ""
 
 
 def wrk_run(
